@@ -1,0 +1,190 @@
+"""Experiment configuration: pydantic models, YAML files and `a.b=value` overrides.
+
+One YAML file per experiment (configs/*.yaml). Any field can be overridden from the command
+line as a dotted key, nanoGPT-style: `vislab fashion train train.epochs=3 data.image_size=[96,72]`.
+Values are parsed as YAML, so lists, numbers, booleans and `null` work.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FASHION_TASKS = ["gender", "masterCategory", "subCategory", "baseColour", "season", "articleType"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Strict):
+    root: str | None = None
+    """Dataset folder. None = the built-in synthetic product images (generated once, cached)."""
+    csv: str = "styles.csv"
+    """CSV file, relative to root (or absolute)."""
+    image_dir: str = "images"
+    """Image folder, relative to root (or absolute)."""
+    image_col: str = "id"
+    """Column naming the image file; `image_ext` is appended when the value has no extension."""
+    image_ext: str = ".jpg"
+    label_cols: list[str] = Field(default_factory=lambda: list(FASHION_TASKS))
+    """One classification head per column."""
+    min_samples: int = 50
+    """Drop classes with fewer samples than this in any task (repeated until stable)."""
+    merge_colours: bool = True
+    """Map the 46 raw baseColour values onto at most 20 standard colours (README table)."""
+    colour_col: str = "baseColour"
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    stratify_col: str | None = "articleType"
+    """Column the train/val/test split is stratified on (None or missing: first label column)."""
+    seed: int = 42
+    """Seed of the split (independent from the training seed)."""
+    image_size: tuple[int, int] = (128, 96)
+    """(height, width) every image is resized to (white padding keeps the aspect ratio)."""
+    limit: int | None = None
+    """Use only the first N rows of the CSV (after shuffling with `seed`): quick experiments."""
+    synthetic_n: int = 3000
+    """Number of synthetic products when root is None."""
+    cache_dir: str | None = None
+    """Decoded-image cache; default $VISLAB_CACHE or ~/.cache/vislab."""
+    workers: int = 0
+    """Processes that decode images (0 = one per CPU core)."""
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v):
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError(f"split fractions must be >= 0, train > 0, and sum to 1, got {v}")
+        return v
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, v):
+        if min(v) < 16:
+            raise ValueError(f"image_size (height, width) must be at least 16x16, got {v}")
+        return v
+
+
+class ModelConfig(_Strict):
+    backbone: str = "tf_efficientnet_lite0"
+    """Any timm model name; see README for the documented set."""
+    pretrained: bool = True
+    drop_rate: float = 0.2
+    """Dropout before each head."""
+    freeze_backbone: bool = False
+    """Linear probe: backbone features computed once (cached), only the heads train."""
+
+
+Recipe = Literal["baseline", "tuned"]
+
+RECIPES: dict[str, dict[str, Any]] = {
+    # Adam, constant learning rate, no weight decay, no clipping, same lr everywhere.
+    "baseline": dict(optimizer="adam", scheduler="constant", weight_decay=0.0, backbone_lr_mult=1.0, grad_clip=None),
+    # AdamW, lower lr for the pretrained backbone than for the new heads, OneCycle, clipping.
+    "tuned": dict(optimizer="adamw", scheduler="onecycle", weight_decay=1e-4, backbone_lr_mult=0.1, grad_clip=1.0),
+}
+
+
+class TrainConfig(_Strict):
+    recipe: Recipe = "tuned"
+    """Preset for the five fields below that are left as null."""
+    optimizer: Literal["adam", "adamw", "sgd"] | None = None
+    scheduler: Literal["constant", "onecycle", "cosine"] | None = None
+    weight_decay: float | None = None
+    backbone_lr_mult: float | None = None
+    grad_clip: float | None = None
+    lr: float = 1e-3
+    """Learning rate of the heads (peak lr for OneCycle); backbone gets lr * backbone_lr_mult."""
+    epochs: int = 5
+    max_steps: int | None = None
+    """Stop after this many optimizer steps in total (a fixed budget for comparisons)."""
+    batch_size: int = 64
+    eval_batch_size: int = 256
+    label_smoothing: float = 0.0
+    task_weights: dict[str, float] = Field(default_factory=dict)
+    """Loss weight per task (default 1.0)."""
+    augment: bool = True
+    """Flip, small shift and brightness/contrast jitter; never hue (colour is a label)."""
+    seed: int = 0
+    deterministic: bool = False
+    accelerator: str = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    """e.g. 32-true, bf16-mixed, 16-mixed (GPU)."""
+    num_workers: int = 0
+    """DataLoader workers; batches are slices of an in-memory uint8 tensor, so 0 is usually fastest."""
+    log_every: int = 10
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe with explicit fields applied on top."""
+        out = dict(RECIPES[self.recipe])
+        for k in out:
+            v = getattr(self, k)
+            if v is not None:
+                out[k] = v
+        return out
+
+
+class RunConfig(_Strict):
+    name: str = "fashion"
+    out_dir: str = "runs"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _weights_name_tasks(self):
+        unknown = set(self.train.task_weights) - set(self.data.label_cols)
+        if unknown:
+            raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; tasks are {self.data.label_cols}")
+        return self
+
+
+def _set_dotted(d: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    cur = d
+    for p in parts[:-1]:
+        cur = cur.setdefault(p, {})
+        if not isinstance(cur, dict):
+            raise ValueError(f"override {key!r}: {p!r} is not a section")
+    cur[parts[-1]] = value
+
+
+def parse_overrides(items: list[str] | None) -> dict:
+    """['train.epochs=3', 'data.root=/x'] -> nested dict (values parsed as YAML)."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        key = key.strip().lstrip("-")
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not of the form section.field=value")
+        _set_dotted(out, key, yaml.safe_load(raw) if raw.strip() else None)
+    return out
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = deep_merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
+                model: type[BaseModel] = RunConfig) -> Any:
+    """Defaults <- YAML file <- overrides. Unknown keys are errors (typos do not pass silently)."""
+    raw: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise FileNotFoundError(f"config file {p} does not exist")
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"config file {p} must hold a mapping at top level")
+    ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
+    return model.model_validate(deep_merge(raw, ov))
