@@ -114,6 +114,8 @@ class TrainConfig(_Strict):
     strategy: str = "auto"
     precision: str = "32-true"
     """e.g. 32-true, bf16-mixed, 16-mixed (GPU)."""
+    channels_last: bool = True
+    """NHWC memory format for 4-D image inputs: ~1.4x faster convolutions on CPU here, and on GPU tensor cores."""
     num_workers: int = 0
     """DataLoader workers; batches are slices of an in-memory uint8 tensor, so 0 is usually fastest."""
     log_every: int = 10

@@ -136,7 +136,10 @@ def to_rgb(im: Image.Image) -> Image.Image:
         im = im.convert("RGBA")
         bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
         return Image.alpha_composite(bg, im).convert("RGB")
-    if im.mode.startswith("I;16") or im.mode == "I":
+    if im.mode.startswith("I;16"):  # fixed 16-bit range: a white 16-bit image stays white
+        arr = np.asarray(im, dtype=np.float32) / 257.0
+        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8)).convert("RGB")
+    if im.mode == "I":  # 32-bit, range unknown: stretch
         arr = np.asarray(im, dtype=np.float32)
         arr = (255 * (arr - arr.min()) / max(float(np.ptp(arr)), 1.0)).astype(np.uint8)
         return Image.fromarray(arr).convert("RGB")
@@ -167,18 +170,18 @@ def load_image(src: str | Path | bytes | Image.Image, size: tuple[int, int]) -> 
     """Decode one image to a (H, W, 3) uint8 array. Raises ImageError with a clear message."""
     name = "<image>" if isinstance(src, (bytes, Image.Image)) else str(src)
     try:
-        if isinstance(src, Image.Image):
-            im = src
-        else:
-            if not isinstance(src, bytes):
-                p = Path(src)
-                if not p.is_file():
-                    raise ImageError(f"{name}: file does not exist")
-                if p.stat().st_size == 0:
-                    raise ImageError(f"{name}: file is empty")
-            im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
-        with warnings.catch_warnings():
+        if not isinstance(src, (bytes, Image.Image)):
+            p = Path(src)
+            if not p.is_file():
+                raise ImageError(f"{name}: file does not exist")
+            if p.stat().st_size == 0:
+                raise ImageError(f"{name}: file is empty")
+        with warnings.catch_warnings():  # Image.open warns (MAX..2*MAX pixels): an error too
             warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if isinstance(src, Image.Image):
+                im = src
+            else:
+                im = Image.open(io.BytesIO(src) if isinstance(src, bytes) else src)
             if im.format == "JPEG":  # decode at reduced scale when the file is much larger
                 im.draft("RGB", (size[1] * 2, size[0] * 2))
             im.load()
@@ -530,17 +533,20 @@ class BatchTransform(torch.nn.Module):
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], augment: bool = False,
-                 flip: bool = True, max_shift: float = 0.06, max_scale: float = 0.08, jitter: float = 0.1):
+                 flip: bool = True, max_shift: float = 0.06, max_scale: float = 0.08, jitter: float = 0.1,
+                 channels_last: bool = True):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.augment, self.flip, self.max_shift, self.max_scale, self.jitter = augment, flip, max_shift, max_scale, jitter
+        self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         if self.augment and self.training:
             x = self._augment(x, generator)
-        return (x - self.mean.to(x.device)) / self.std.to(x.device)
+        x = (x - self.mean.to(x.device)) / self.std.to(x.device)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last and x.ndim == 4 else x
 
     def _augment(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         n = x.shape[0]
@@ -558,7 +564,7 @@ class BatchTransform(torch.nn.Module):
         if self.jitter:
             b = u(1 - self.jitter, 1 + self.jitter).view(n, 1, 1, 1)
             c = u(1 - self.jitter, 1 + self.jitter).view(n, 1, 1, 1)
-            m = x.mean(dim=(1, 2, 3), keepdim=True)
+            m = x.mean(dim=(2, 3), keepdim=True)  # per channel: a uniform colour keeps its channel ratios
             x = ((x - m) * c + m) * b
         return x.clamp_(0, 1)
 

@@ -233,9 +233,12 @@ class Trainer:
             best_val, best_epoch, history = state["best_val"], state["best_epoch"], list(state["history"])
             ckpt.set_rng_state(state["rng"])
             self._print(f"resumed from {last_w}: epoch {state['epoch']} done, step {step}")
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         model, optimizer = fabric.setup(model, optimizer)
         if transform is not None:
             transform = transform.to(fabric.device)
+            transform.channels_last = cfg.channels_last
         train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader, move_to_device=True)
         grad_clip = cfg.resolved()["grad_clip"]
         train_metrics = objective.make_metrics(train=True).to(fabric.device)

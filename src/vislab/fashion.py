@@ -23,7 +23,7 @@ from . import checkpoint as ckpt
 from . import data as D
 from . import plots
 from .config import RunConfig
-from .engine import ClassificationObjective, Trainer, make_fabric
+from .engine import ClassificationObjective, Trainer, make_fabric, seed_all
 from .metrics import majority_baseline
 from .models import HeadsOnly, MultiTaskNet
 from .report import Section, Table, write_report
@@ -132,6 +132,7 @@ def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = Tru
         (run_dir / "config.yaml").write_text(_yaml(cfg.model_dump(mode="json")))
         D.save_summary(prepared, run_dir / "data_summary.json")
         _print_cleaning(console, prepared)
+    seed_all(cfg.train.seed)  # head (and from-scratch backbone) initialisation is part of the run's seed
     net = build_model(cfg, prepared.tasks)
     transform = D.BatchTransform(net.data_config["mean"], net.data_config["std"], augment=cfg.train.augment)
     tc = cfg.train

@@ -1,0 +1,139 @@
+"""The command line as a user runs it: predict (text/JSON, any image mode, bad files),
+evaluate on new data (unseen labels), eda, bad CSVs."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+import vislab
+from conftest import tiny_overrides
+
+CLI = [sys.executable, "-m", "vislab"]
+
+
+def run(*args, timeout=600):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory, synthetic_root):
+    """One synthetic product photo saved in many modes and formats, plus broken files."""
+    d = tmp_path_factory.mktemp("imgs")
+    first = sorted((synthetic_root / "images").glob("*.jpg"))[0]
+    im = Image.open(first).convert("RGB")
+    im.save(d / "rgb.jpg")
+    im.convert("L").save(d / "gray.jpg")
+    im.convert("RGBA").save(d / "rgba.png")
+    im.convert("CMYK").save(d / "cmyk.jpg")
+    im.convert("P").save(d / "pal.png")
+    im.resize((600, 800)).save(d / "big.jpg")
+    (d / "empty.jpg").write_bytes(b"")
+    (d / "text.jpg").write_text("not an image")
+    raw = (d / "rgb.jpg").read_bytes()
+    (d / "truncated.jpg").write_bytes(raw[: len(raw) // 3])
+    return d
+
+
+def test_predict_json_all_modes(tiny_run, images):
+    run_dir, cfg = tiny_run
+    ck = run_dir / "checkpoints" / "best.safetensors"
+    files = [images / n for n in ("rgb.jpg", "gray.jpg", "rgba.png", "cmyk.jpg", "pal.png", "big.jpg")]
+    res = run("fashion", "predict", ck, *files, "--json")
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert [r["image"] for r in out] == [str(f) for f in files]
+    encoders = vislab.load(ck).encoders
+    for r in out:
+        assert list(r["attributes"]) == cfg.data.label_cols
+        for t, a in r["attributes"].items():
+            assert a["label"] in encoders[t] and 0 < a["confidence"] <= 1
+        assert isinstance(r["caption"], str) and len(r["caption"]) > 5
+    # the API gives the same answer as the CLI
+    p = vislab.load(ck).predict(files[0])
+    assert p.labels == {t: a["label"] for t, a in out[0]["attributes"].items()}
+    assert p.confidences["gender"] == pytest.approx(out[0]["attributes"]["gender"]["confidence"], abs=1e-4)
+
+
+def test_predict_text_and_bad_files(tiny_run, images):
+    ck = tiny_run[0] / "checkpoints" / "best.safetensors"
+    res = run("fashion", "predict", ck, images / "rgb.jpg")
+    assert res.returncode == 0
+    assert "gender: " in res.stdout and "(0." in res.stdout or "(1.00)" in res.stdout
+    res = run("fashion", "predict", ck, images / "rgb.jpg", images / "empty.jpg", images / "text.jpg",
+              images / "truncated.jpg", images / "nope.jpg", "--json")
+    assert res.returncode == 1  # some images failed
+    out = json.loads(res.stdout)
+    assert "attributes" in out[0]
+    errs = {Path(r["image"]).name: r["error"] for r in out[1:]}
+    assert "empty" in errs["empty.jpg"]
+    assert "cannot be decoded" in errs["text.jpg"] and "cannot be decoded" in errs["truncated.jpg"]
+    assert "does not exist" in errs["nope.jpg"]
+    assert "Traceback" not in res.stderr
+
+
+def test_predict_refuses_a_non_checkpoint(tmp_path, images):
+    fake = tmp_path / "model.safetensors"
+    fake.write_bytes(b"\x00" * 100)
+    res = run("fashion", "predict", fake, images / "rgb.jpg")
+    assert res.returncode == 1 and "not a valid safetensors checkpoint" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_evaluate_new_csv_with_unseen_labels(tiny_run, synthetic_root, tmp_path):
+    run_dir, cfg = tiny_run
+    ck = run_dir / "checkpoints" / "best.safetensors"
+    df = pd.read_csv(synthetic_root / "styles.csv")
+    df.loc[:9, "articleType"] = "Spacesuits"  # a label the model never saw
+    df.to_csv(tmp_path / "eval.csv", index=False)
+    res = run("fashion", "evaluate", ck, "--data", synthetic_root, "--csv", tmp_path / "eval.csv",
+              "--split", "all", "--out", tmp_path / "ev", "data.min_samples=0")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "Spacesuits" in res.stdout  # reported ...
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n"] == len(df) - 10  # ... and those rows skipped, every other row evaluated
+    assert (tmp_path / "ev" / "report.html").is_file()
+
+
+def test_evaluate_other_task_set_is_refused(tiny_run, synthetic_root, tmp_path):
+    ck = tiny_run[0] / "checkpoints" / "best.safetensors"
+    res = run("fashion", "evaluate", ck, "--data", synthetic_root, "data.label_cols=[gender,usage]")
+    assert res.returncode == 1 and "trained for tasks" in res.stderr
+
+
+def test_missing_label_column_lists_columns(synthetic_root, tmp_path):
+    res = run("fashion", "eda", "--data", synthetic_root, "--label-cols", "gender,colour", "--out", tmp_path / "e")
+    assert res.returncode == 1
+    assert "['colour']" in res.stderr and "baseColour" in res.stderr and "productDisplayName" in res.stderr
+
+
+def test_eda_on_generic_csv_with_chosen_columns(synthetic_root, tmp_path):
+    """Any CSV + image folder: a file-name column with extensions, other label columns."""
+    df = pd.read_csv(synthetic_root / "styles.csv")
+    df = df.assign(file=df["id"].astype(str) + ".jpg")[["file", "usage", "masterCategory"]]
+    df.to_csv(tmp_path / "labels.csv", index=False)
+    res = run("fashion", "eda", "--data", tmp_path, "--csv", "labels.csv", "--image-dir", synthetic_root / "images",
+              "--image-col", "file", "--label-cols", "usage,masterCategory", "--out", tmp_path / "eda",
+              "data.stratify_col=usage", "data.min_samples=1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    summary = json.loads((tmp_path / "eda" / "data_summary.json").read_text())
+    assert summary["classes"] == {"usage": df["usage"].nunique(), "masterCategory": df["masterCategory"].nunique()}
+    assert sum(summary["split_sizes"].values()) == summary["rows"] == len(df)
+    assert (tmp_path / "eda" / "figures" / "classes_usage.png").is_file()
+    assert (tmp_path / "eda" / "report.html").is_file()
+
+
+def test_config_file_and_bad_override(tmp_path):
+    res = run("fashion", "train", "-c", tmp_path / "nope.yaml")
+    assert res.returncode == 1 and "does not exist" in res.stderr
+    res = run("fashion", "train", "train.epoks=3")
+    assert res.returncode == 1 and "epoks" in res.stderr
