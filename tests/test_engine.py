@@ -201,3 +201,19 @@ def test_ddp_two_cpu_processes(synthetic_root, tmp_path):
     assert meta["step"] == pytest.approx(meta1["step"] / 2, abs=1)
     assert "world size 2" in res.stdout or "ddp" in res.stdout.lower() or meta["step"] < meta1["step"]
     assert (tmp_path / "ddp" / "metrics.json").is_file()
+
+
+def test_compare_same_budget_writes_comparison_report(synthetic_root, tmp_path):
+    cfg = load_config(None, tiny_overrides(synthetic_root, tmp_path, name="cmp",
+                                           **{"train.epochs": 1, "train.max_steps": 8}))
+    out = fashion.compare(cfg, ["test_efficientnet", "test_resnet"], ["baseline", "tuned"], progress=False)
+    runs = json.loads((out / "comparison.json").read_text())
+    assert len(runs) == 4
+    for r in runs.values():
+        hist = r["history"]
+        assert hist[-1]["step"] == 8  # the same budget for every run
+        assert set(r["metrics"]) >= {"average", "gender"}
+    for f in ("summary.png", "per_task.png", "ablation_test_efficientnet.png", "ablation_test_resnet.png"):
+        assert (out / "figures" / f).is_file()
+    html = (out / "report.html").read_text()
+    assert "test_resnet / tuned" in html and html.count("data:image/png;base64,") >= 4

@@ -118,3 +118,16 @@ def test_config_overrides_and_recipes(tmp_path):
 def test_config_rejects_typos_and_bad_values(bad):
     with pytest.raises(ValueError):
         C.load_config(None, bad)
+
+
+def test_readme_documents_every_config_field_and_colour():
+    from pathlib import Path
+    from vislab.data import COLOUR_MAP
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for line in C.markdown_reference().splitlines()[2:]:
+        field = line.split("`")[1]
+        assert f"`{field}`" in readme, f"README does not document {field}"
+    for raw, std in COLOUR_MAP.items():
+        row = next(l for l in readme.splitlines() if l.startswith(f"| {std} |"))
+        assert raw in row, f"README colour table lacks {raw} -> {std}"
+    assert "make test" in readme and "make demo" in readme

@@ -16,7 +16,7 @@ FASHION_TASKS = ["gender", "masterCategory", "subCategory", "baseColour", "seaso
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_attribute_docstrings=True)
 
 
 class DataConfig(_Strict):
@@ -29,6 +29,7 @@ class DataConfig(_Strict):
     image_col: str = "id"
     """Column naming the image file; `image_ext` is appended when the value has no extension."""
     image_ext: str = ".jpg"
+    """Extension appended to `image_col` values that have none (Kaggle: id 15970 -> 15970.jpg)."""
     label_cols: list[str] = Field(default_factory=lambda: list(FASHION_TASKS))
     """One classification head per column."""
     min_samples: int = 50
@@ -36,7 +37,9 @@ class DataConfig(_Strict):
     merge_colours: bool = True
     """Map the 46 raw baseColour values onto at most 20 standard colours (README table)."""
     colour_col: str = "baseColour"
+    """The label column that `merge_colours` applies to."""
     split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    """train/val/test fractions (sum 1). Val picks the best epoch; test is reported."""
     stratify_col: str | None = "articleType"
     """Column the train/val/test split is stratified on (None or missing: first label column)."""
     seed: int = 42
@@ -71,6 +74,7 @@ class ModelConfig(_Strict):
     backbone: str = "tf_efficientnet_lite0"
     """Any timm model name; see README for the documented set."""
     pretrained: bool = True
+    """ImageNet weights: offline package for tf_efficientnet_lite0/1/2, timm hub for others (--no-pretrained: random init)."""
     drop_rate: float = 0.2
     """Dropout before each head."""
     freeze_backbone: bool = False
@@ -91,34 +95,47 @@ class TrainConfig(_Strict):
     recipe: Recipe = "tuned"
     """Preset for the five fields below that are left as null."""
     optimizer: Literal["adam", "adamw", "sgd"] | None = None
+    """adam | adamw | sgd (Nesterov momentum 0.9). null: from the recipe."""
     scheduler: Literal["constant", "onecycle", "cosine"] | None = None
+    """constant | onecycle (per step, 25% warm-up) | cosine. null: from the recipe."""
     weight_decay: float | None = None
+    """null: from the recipe (baseline 0, tuned 1e-4)."""
     backbone_lr_mult: float | None = None
+    """Backbone lr = lr x this. null: from the recipe (baseline 1.0, tuned 0.1)."""
     grad_clip: float | None = None
+    """Max global gradient norm. null: from the recipe (baseline none, tuned 1.0); 0 disables."""
     lr: float = 1e-3
     """Learning rate of the heads (peak lr for OneCycle); backbone gets lr * backbone_lr_mult."""
     epochs: int = 5
+    """Passes over the training split (validation + checkpoints after each)."""
     max_steps: int | None = None
     """Stop after this many optimizer steps in total (a fixed budget for comparisons)."""
     batch_size: int = 64
+    """Training batch size per device."""
     eval_batch_size: int = 256
+    """Batch size for validation, test and feature extraction."""
     label_smoothing: float = 0.0
+    """Cross-entropy label smoothing, all tasks."""
     task_weights: dict[str, float] = Field(default_factory=dict)
     """Loss weight per task (default 1.0)."""
     augment: bool = True
     """Flip, small shift and brightness/contrast jitter; never hue (colour is a label)."""
     seed: int = 0
+    """Seeds initialisation, shuffling, dropout and augmentation (per epoch, so --resume is exact)."""
     deterministic: bool = False
+    """torch.use_deterministic_algorithms (slower on GPU); CPU runs are reproducible without it."""
     accelerator: str = "auto"
+    """Lightning Fabric accelerator: auto, cpu, gpu/cuda, mps."""
     devices: int | str = 1
+    """Devices (processes with strategy ddp; e.g. 2 CPU processes)."""
     strategy: str = "auto"
+    """Fabric strategy: auto, ddp, ..."""
     precision: str = "32-true"
     """e.g. 32-true, bf16-mixed, 16-mixed (GPU)."""
     channels_last: bool = True
     """NHWC memory format for 4-D image inputs: ~1.4x faster convolutions on CPU here, and on GPU tensor cores."""
     num_workers: int = 0
     """DataLoader workers; batches are slices of an in-memory uint8 tensor, so 0 is usually fastest."""
-    log_every: int = 10
 
     def resolved(self) -> dict[str, Any]:
         """The recipe with explicit fields applied on top."""
@@ -132,7 +149,9 @@ class TrainConfig(_Strict):
 
 class RunConfig(_Strict):
     name: str = "fashion"
+    """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
     out_dir: str = "runs"
+    """Where run folders go."""
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
@@ -190,3 +209,21 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
             raise ValueError(f"config file {p} must hold a mapping at top level")
     ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
     return model.model_validate(deep_merge(raw, ov))
+
+
+def markdown_reference(model: type[BaseModel] = RunConfig, prefix: str = "") -> str:
+    """The README's config table: every field, its default and its docstring."""
+    rows = []
+    for name, f in model.model_fields.items():
+        ann = f.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            rows.append(markdown_reference(ann, f"{prefix}{name}."))
+            continue
+        default = f.default_factory() if f.default_factory else f.default
+        rows.append(f"| `{prefix}{name}` | `{default!r}` | {(f.description or '').replace(chr(10), ' ')} |")
+    body = "\n".join(rows)
+    return body if prefix else "| field | default | meaning |\n|---|---|---|\n" + body
+
+
+if __name__ == "__main__":
+    print(markdown_reference())
