@@ -52,5 +52,5 @@ def tiny_run(synthetic_root, tmp_path_factory):
     from vislab import fashion
     from vislab.config import load_config
     out = tmp_path_factory.mktemp("runs")
-    cfg = load_config(None, tiny_overrides(synthetic_root, out, name="tiny"))
+    cfg = load_config(None, tiny_overrides(synthetic_root, out, name="tiny", **{"train.epochs": 5}))
     return fashion.train(cfg, progress=False), cfg

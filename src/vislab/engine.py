@@ -267,7 +267,7 @@ class Trainer:
                 loss, parts = objective(out, y)
                 if not torch.isfinite(loss):
                     self._close_bar(bar)
-                    raise NonFiniteLoss(f"loss is {loss.item()} at epoch {epoch}, step {step + 1} "
+                    raise NonFiniteLoss(f"loss is {loss.detach().item()} at epoch {epoch}, step {step + 1} "
                                         f"(parts: { {k: round(float(v), 4) for k, v in parts.items()} }); "
                                         f"stopped. Checkpoints in {self.ckpt_dir} are those of the last finished epoch. "
                                         f"Try a lower train.lr or train.precision=32-true.")
