@@ -131,3 +131,14 @@ def test_readme_documents_every_config_field_and_colour():
         row = next(l for l in readme.splitlines() if l.startswith(f"| {std} |"))
         assert raw in row, f"README colour table lacks {raw} -> {std}"
     assert "make test" in readme and "make demo" in readme
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["convnext_tiny", "resnet50", "vit_base_patch16_224", "efficientnet_b5"])
+def test_documented_backbones_build_and_run_at_any_resolution(name):
+    tasks = {"gender": 5, "articleType": 11}
+    net = MultiTaskNet(name, tasks, pretrained=False, image_size=(96, 72)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 96, 72))
+    assert {t: tuple(v.shape) for t, v in out.items()} == {"gender": (2, 5), "articleType": (2, 11)}
+    assert len(net.data_config["mean"]) == 3

@@ -101,7 +101,8 @@ def _features_key(cfg: RunConfig, prepared: D.Prepared, net: MultiTaskNet) -> st
 
 
 def build_model(cfg: RunConfig, tasks: dict[str, int]) -> MultiTaskNet:
-    net = MultiTaskNet(cfg.model.backbone, tasks, pretrained=cfg.model.pretrained, drop_rate=cfg.model.drop_rate)
+    net = MultiTaskNet(cfg.model.backbone, tasks, pretrained=cfg.model.pretrained, drop_rate=cfg.model.drop_rate,
+                       image_size=cfg.data.image_size)
     if cfg.model.freeze_backbone:
         net.backbone.requires_grad_(False)
     return net
@@ -187,7 +188,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[Mu
     if meta.get("lab") != "fashion":
         raise ckpt.CheckpointError(f"{path} is a {meta.get('lab')!r} checkpoint, not a fashion one")
     net = MultiTaskNet(meta["backbone"], meta["tasks"], pretrained=False,
-                       drop_rate=meta["config"]["model"].get("drop_rate", 0.0))
+                       drop_rate=meta["config"]["model"].get("drop_rate", 0.0), image_size=tuple(meta["image_size"]))
     ckpt.load_into(net, weights, path)
     return net.to(device).eval(), meta
 

@@ -81,6 +81,18 @@ def offline_state_dict(name: str, model: nn.Module) -> dict[str, torch.Tensor] |
     return out
 
 
+def input_size_kwargs(name: str, image_size: tuple[int, int] | None) -> dict:
+    """Models with a fixed input size (ViTs) are built for `image_size` (timm resamples the
+    position embeddings of pretrained weights); others take any size as they are."""
+    if image_size is None:
+        return {}
+    try:
+        fixed = timm.models.get_pretrained_cfg(name.split(".")[0]).fixed_input_size
+    except Exception:
+        fixed = False
+    return {"img_size": tuple(image_size)} if fixed else {}
+
+
 def create_backbone(name: str, pretrained: bool = True, num_classes: int = 0, **kwargs) -> nn.Module:
     """timm model; pretrained weights from an offline package when one exists, else the timm hub."""
     try:
@@ -123,9 +135,11 @@ def backbone_data_config(model: nn.Module) -> dict:
 class MultiTaskNet(nn.Module):
     """One shared backbone (timm, num_classes=0, pooled features) and one linear head per task."""
 
-    def __init__(self, backbone: str | nn.Module, tasks: dict[str, int], pretrained: bool = True, drop_rate: float = 0.2):
+    def __init__(self, backbone: str | nn.Module, tasks: dict[str, int], pretrained: bool = True, drop_rate: float = 0.2,
+                 image_size: tuple[int, int] | None = None):
         super().__init__()
-        self.backbone = create_backbone(backbone, pretrained=pretrained) if isinstance(backbone, str) else backbone
+        self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
+                         if isinstance(backbone, str) else backbone)
         self.backbone_name = backbone if isinstance(backbone, str) else type(backbone).__name__
         self.tasks = dict(tasks)
         self.num_features = self.backbone.num_features
@@ -166,7 +180,7 @@ class HeadsOnly(nn.Module):
 
 @register_model("multitask")
 def _multitask(backbone: str = "tf_efficientnet_lite0", tasks: dict[str, int] | None = None,
-               pretrained: bool = True, drop_rate: float = 0.2) -> MultiTaskNet:
+               pretrained: bool = True, drop_rate: float = 0.2, image_size: tuple[int, int] | None = None) -> MultiTaskNet:
     if not tasks:
         raise ValueError("multitask model needs tasks={name: num_classes}")
-    return MultiTaskNet(backbone, tasks, pretrained=pretrained, drop_rate=drop_rate)
+    return MultiTaskNet(backbone, tasks, pretrained=pretrained, drop_rate=drop_rate, image_size=image_size)
