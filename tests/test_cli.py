@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
 import vislab
-from conftest import tiny_overrides
 
 CLI = [sys.executable, "-m", "vislab"]
 

@@ -91,7 +91,7 @@ def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path):
     res = subprocess.run(CLI + ["fashion", "train", "--resume", str(tmp_path / "killed"), "--no-progress"],
                          env=env, capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
-    assert f"resumed from" in res.stdout
+    assert "resumed from" in res.stdout
     a = load_file(tmp_path / "straight" / "checkpoints" / "last.safetensors")
     b = load_file(last)
     assert ckpt.read_meta(last)["epoch"] == 3

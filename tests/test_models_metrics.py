@@ -142,3 +142,10 @@ def test_documented_backbones_build_and_run_at_any_resolution(name):
         out = net(torch.randn(2, 3, 96, 72))
     assert {t: tuple(v.shape) for t, v in out.items()} == {"gender": (2, 5), "articleType": (2, 11)}
     assert len(net.data_config["mean"]) == 3
+
+
+def test_builtin_demo_settings_match_configs_demo_yaml():
+    from vislab.cli import DEMO_DEFAULTS, REPO_DEMO
+    a = C.load_config(REPO_DEMO, ["name=x"]).model_dump()
+    b = C.load_config(None, DEMO_DEFAULTS + ["name=x"]).model_dump()
+    assert a == b

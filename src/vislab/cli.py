@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -210,15 +209,21 @@ def predict_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors 
         raise typer.Exit(1)
 
 
+REPO_DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"
+# the same settings as configs/demo.yaml, for an installed package without the repository
+DEMO_DEFAULTS = ["data.root=null", "data.synthetic_n=3000", "data.image_size=[64,48]", "train.epochs=3",
+                 "train.batch_size=64", "train.lr=0.003", "train.recipe=tuned"]
+
+
 @app.command("demo")
 @friendly
 def demo_cmd(out: Annotated[str, typer.Option(help="Folder for runs.")] = "runs",
-             config: ConfigOpt = Path("configs/demo.yaml") if Path("configs/demo.yaml").is_file() else None,
-             progress: ProgressOpt = True):
+             config: ConfigOpt = None, progress: ProgressOpt = True):
     """Synthetic products: train -> evaluate -> report -> predict, in a few minutes on 2 CPU cores."""
     from . import fashion
     from .serve import Predictor
-    cfg = build_config(config, None, out=out, name="demo")
+    config = config or (REPO_DEMO if REPO_DEMO.is_file() else None)
+    cfg = build_config(config, None if config else DEMO_DEFAULTS, out=out, name="demo")
     run_dir = fashion.train(cfg, progress=progress)
     pred = Predictor.load(run_dir / "checkpoints" / "best.safetensors")
     import pandas as pd

@@ -390,14 +390,16 @@ def write_comparison_report(out: Path, runs: dict[str, dict], cfg: RunConfig) ->
                         tables=[Table(["run", "avg accuracy", "avg macro F1", "avg precision", "avg recall", "avg loss", "train s"],
                                       [[n, a.get("accuracy"), a.get("f1"), a.get("precision"), a.get("recall"), a.get("loss"),
                                         runs[n]["seconds"]] for n, a in avg.items()])],
-                        images=[plots.summary_bars(avg, fig / "summary.png"),
+                        images=[plots.summary_bars({n: {k: a[k] for k in ("accuracy", "f1")} for n, a in avg.items()},
+                                                   fig / "summary.png"),
                                 plots.comparison_bars(per_task, fig / "per_task.png")])]
     sections.append(Section("Per task", tables=[Table(["run"] + [f"{t} acc" for t in tasks] + [f"{t} F1" for t in tasks],
                                                       [[n] + [per_task[n][t]["accuracy"] for t in tasks] + [per_task[n][t]["f1"] for t in tasks]
                                                        for n in runs])]))
     by_bb: dict[str, dict[str, dict]] = {}
     for n, r in runs.items():
-        by_bb.setdefault(r["backbone"], {})[r["recipe"]] = r["metrics"]["average"]
+        by_bb.setdefault(r["backbone"], {})[r["recipe"]] = {k: r["metrics"]["average"][k]
+                                                             for k in ("accuracy", "f1", "precision", "recall")}
     abl = [plots.ablation_bars(v, fig / f"ablation_{bb.replace('/', '_')}.png", f"{bb}: baseline vs tuned")
            for bb, v in by_bb.items() if len(v) > 1]
     if abl:
