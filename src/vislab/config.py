@@ -44,7 +44,7 @@ class DataConfig(_Strict):
     """Column the train/val/test split is stratified on (None or missing: first label column)."""
     seed: int = 42
     """Seed of the split (independent from the training seed)."""
-    image_size: tuple[int, int] = (128, 96)
+    image_size: tuple[int, int] = (96, 72)
     """(height, width) every image is resized to (white padding keeps the aspect ratio)."""
     limit: int | None = None
     """Use only the first N rows of the CSV (after shuffling with `seed`): quick experiments."""
