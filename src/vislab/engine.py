@@ -268,7 +268,7 @@ class Trainer:
                 if not torch.isfinite(loss):
                     self._close_bar(bar)
                     raise NonFiniteLoss(f"loss is {loss.detach().item()} at epoch {epoch}, step {step + 1} "
-                                        f"(parts: { {k: round(float(v), 4) for k, v in parts.items()} }); "
+                                        f"(parts: { {k: round(float(v.detach()), 4) for k, v in parts.items()} }); "
                                         f"stopped. Checkpoints in {self.ckpt_dir} are those of the last finished epoch. "
                                         f"Try a lower train.lr or train.precision=32-true.")
                 optimizer.zero_grad(set_to_none=True)
