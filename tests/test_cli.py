@@ -134,3 +134,16 @@ def test_config_file_and_bad_override(tmp_path):
     assert res.returncode == 1 and "does not exist" in res.stderr
     res = run("fashion", "train", "train.epoks=3")
     assert res.returncode == 1 and "epoks" in res.stderr
+
+
+def test_evaluate_own_test_split_reproduces_training_metrics(tiny_run, tmp_path):
+    """No data flags: the checkpoint's own config, split and test rows -> the numbers of the run."""
+    run_dir, _ = tiny_run
+    res = run("fashion", "evaluate", run_dir / "checkpoints" / "best.safetensors", "--out", tmp_path / "ev")
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = json.loads((run_dir / "metrics.json").read_text())
+    b = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert a["n"] == b["n"]
+    for t in a["metrics"]:
+        assert b["metrics"][t]["accuracy"] == pytest.approx(a["metrics"][t]["accuracy"], abs=1e-6)
+        assert b["metrics"][t]["f1"] == pytest.approx(a["metrics"][t]["f1"], abs=1e-6)
