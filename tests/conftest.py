@@ -54,3 +54,8 @@ def tiny_run(synthetic_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs")
     cfg = load_config(None, tiny_overrides(synthetic_root, out, name="tiny", **{"train.epochs": 5}))
     return fashion.train(cfg, progress=False), cfg
+
+
+@pytest.fixture(scope="session")
+def cifar10() -> Path:
+    return shared_data("cifar10")

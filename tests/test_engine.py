@@ -217,3 +217,45 @@ def test_compare_same_budget_writes_comparison_report(synthetic_root, tmp_path):
         assert (out / "figures" / f).is_file()
     html = (out / "report.html").read_text()
     assert "test_resnet / tuned" in html and html.count("data:image/png;base64,") >= 4
+
+
+@pytest.mark.parametrize("kind,expect", [
+    # lr of the 10 epochs, 3 steps each (lr 0.1): step halves every 4 epochs, exponential x0.5 per epoch
+    ("step", [0.1] * 4 + [0.05] * 4 + [0.025] * 2),
+    ("exponential", [0.1 * 0.5 ** e for e in range(10)]),
+])
+def test_per_epoch_schedulers(kind, expect):
+    from vislab.config import TrainConfig
+    from vislab.engine import build_optimizer, build_scheduler
+    cfg = TrainConfig(recipe="cnn-adam", scheduler=kind, lr=0.1, gamma=0.5, step_size=4, epochs=10)
+    model = torch.nn.Linear(2, 2)
+    opt = build_optimizer(model, cfg)
+    sched = build_scheduler(opt, cfg, total_steps=30, steps_per_epoch=3)
+    seen = []
+    for step in range(30):
+        if step % 3 == 0:
+            seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == pytest.approx(expect)
+
+
+def test_single_task_objective_accepts_plain_logits_and_flip_tta():
+    from vislab.engine import ClassificationObjective, FlipTTA
+    obj = ClassificationObjective({"label": 3})
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 3.0]])
+    y = torch.tensor([0, 1])
+    loss, parts = obj(logits, y)
+    assert float(loss) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, y)))
+    m = obj.make_metrics(train=True)
+    m.update(logits, y, parts)
+    assert m.compute()["label"]["accuracy"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="one tensor"):
+        ClassificationObjective({"a": 2, "b": 2})(logits, y)
+
+    class Asym(torch.nn.Module):  # logit = mean of the left half of the image
+        def forward(self, x):
+            return x[..., : x.shape[-1] // 2].mean(dim=(1, 2, 3))[:, None]
+    x = torch.zeros(1, 1, 2, 4)
+    x[..., :2] = 1.0
+    assert float(Asym()(x)) == 1.0 and float(FlipTTA(Asym())(x)) == pytest.approx(0.5)

@@ -106,8 +106,15 @@ def test_config_overrides_and_recipes(tmp_path):
     assert cfg.train.epochs == 7 and cfg.train.lr == pytest.approx(3e-4)
     assert cfg.data.image_size == (64, 48) and cfg.data.label_cols == ["gender", "season"]
     assert cfg.model.pretrained is False
-    assert cfg.train.resolved() == {"optimizer": "adam", "scheduler": "constant", "weight_decay": 0.0,
-                                    "backbone_lr_mult": 1.0, "grad_clip": None}
+    r = cfg.train.resolved()
+    assert {k: r[k] for k in ("optimizer", "scheduler", "weight_decay", "backbone_lr_mult", "grad_clip")} == {
+        "optimizer": "adam", "scheduler": "constant", "weight_decay": 0.0, "backbone_lr_mult": 1.0, "grad_clip": None}
+    assert r["epochs"] == 7 and r["lr"] == pytest.approx(3e-4) and r["batch_size"] == 64  # explicit fields win
+    filled = cfg.train.filled()
+    assert filled.epochs == 7 and filled.optimizer == "adam" and cfg.train.optimizer is None
+    mlp = C.load_config(None, ["train.recipe=mlp-sgd"]).train.filled()
+    assert (mlp.optimizer, mlp.momentum, mlp.scheduler, mlp.step_size, mlp.gamma, mlp.epochs, mlp.lr) == \
+        ("sgd", 0.0, "step", 10, 0.1, 40, 0.1)
     tuned = C.load_config(None, ["train.recipe=tuned", "train.grad_clip=0.5"]).train.resolved()
     assert tuned["optimizer"] == "adamw" and tuned["scheduler"] == "onecycle" and tuned["weight_decay"] == 1e-4
     assert tuned["backbone_lr_mult"] < 1 and tuned["grad_clip"] == 0.5
@@ -124,7 +131,7 @@ def test_readme_documents_every_config_field_and_colour():
     from pathlib import Path
     from vislab.data import COLOUR_MAP
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for line in C.markdown_reference().splitlines()[2:]:
+    for line in (C.markdown_reference().splitlines()[2:] + C.markdown_reference(C.CifarRunConfig).splitlines()[2:]):
         field = line.split("`")[1]
         assert f"`{field}`" in readme, f"README does not document {field}"
     for raw, std in COLOUR_MAP.items():

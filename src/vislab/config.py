@@ -81,45 +81,75 @@ class ModelConfig(_Strict):
     """Linear probe: backbone features computed once (cached), only the heads train."""
 
 
-Recipe = Literal["baseline", "tuned"]
-
+# A recipe presets every TrainConfig field below that is left as null. Labs pick one per model
+# (e.g. the CIFAR lab: mlp -> mlp-sgd); any field set explicitly wins over the preset.
+_COMMON = dict(lr=1e-3, epochs=5, batch_size=64, label_smoothing=0.0, momentum=0.9, nesterov=True,
+               gamma=0.1, step_size=10, tta=False)
 RECIPES: dict[str, dict[str, Any]] = {
     # Adam, constant learning rate, no weight decay, no clipping, same lr everywhere.
-    "baseline": dict(optimizer="adam", scheduler="constant", weight_decay=0.0, backbone_lr_mult=1.0, grad_clip=None),
+    "baseline": _COMMON | dict(optimizer="adam", scheduler="constant", weight_decay=0.0, backbone_lr_mult=1.0, grad_clip=None),
     # AdamW, lower lr for the pretrained backbone than for the new heads, OneCycle, clipping.
-    "tuned": dict(optimizer="adamw", scheduler="onecycle", weight_decay=1e-4, backbone_lr_mult=0.1, grad_clip=1.0),
+    "tuned": _COMMON | dict(optimizer="adamw", scheduler="onecycle", weight_decay=1e-4, backbone_lr_mult=0.1, grad_clip=1.0),
+    # CIFAR-10 lab, the original experiments' recipes:
+    # MLP: plain SGD (wd 5e-4) at lr 1e-1, 1e-2, 1e-3, 1e-4 for 10 epochs each, one after the other.
+    "mlp-sgd": _COMMON | dict(optimizer="sgd", momentum=0.0, nesterov=False, scheduler="step", step_size=10, gamma=0.1,
+                              lr=0.1, epochs=40, weight_decay=5e-4, backbone_lr_mult=1.0, grad_clip=None, batch_size=128),
+    # plain CNNs: Adam 1e-3, constant, 10 epochs.
+    "cnn-adam": _COMMON | dict(optimizer="adam", scheduler="constant", lr=1e-3, epochs=10, weight_decay=0.0,
+                               backbone_lr_mult=1.0, grad_clip=None, batch_size=128),
+    # block CNNs: Adam 1e-3 with ExponentialLR (x0.9 per epoch).
+    "blocks-exp": _COMMON | dict(optimizer="adam", scheduler="exponential", gamma=0.9, lr=1e-3, epochs=10,
+                                 weight_decay=0.0, backbone_lr_mult=1.0, grad_clip=None, batch_size=128),
+    # transfer learning: SGD momentum 0.9, wd 1e-3, unfrozen backbone layers at lr x0.1.
+    "transfer-sgd": _COMMON | dict(optimizer="sgd", momentum=0.9, nesterov=False, scheduler="constant", lr=1e-2,
+                                   epochs=10, weight_decay=1e-3, backbone_lr_mult=0.1, grad_clip=None, batch_size=128),
+    # vislab's own: least time to the best accuracy (one-cycle SGD-Nesterov, label smoothing, big batches,
+    # flip test-time augmentation; add train.precision=bf16-mixed on a GPU).
+    "fast": _COMMON | dict(optimizer="sgd", momentum=0.9, nesterov=True, scheduler="onecycle", lr=0.2, epochs=16,
+                           weight_decay=5e-4, backbone_lr_mult=1.0, grad_clip=None, batch_size=256,
+                           label_smoothing=0.2, tta=True),
 }
 
 
 class TrainConfig(_Strict):
-    recipe: Recipe = "tuned"
-    """Preset for the five fields below that are left as null."""
+    recipe: str = "tuned"
+    """Preset for every field below that is left as null: baseline, tuned (fashion); mlp-sgd, cnn-adam, blocks-exp, transfer-sgd, fast (CIFAR). README lists each."""
     optimizer: Literal["adam", "adamw", "sgd"] | None = None
-    """adam | adamw | sgd (Nesterov momentum 0.9). null: from the recipe."""
-    scheduler: Literal["constant", "onecycle", "cosine"] | None = None
-    """constant | onecycle (per step, 25% warm-up) | cosine. null: from the recipe."""
+    """adam | adamw | sgd. null: from the recipe."""
+    scheduler: Literal["constant", "onecycle", "cosine", "exponential", "step"] | None = None
+    """constant | onecycle (per step, 25% warm-up) | cosine (per step) | exponential (x gamma per epoch) | step (x gamma every step_size epochs). null: from the recipe."""
     weight_decay: float | None = None
     """null: from the recipe (baseline 0, tuned 1e-4)."""
     backbone_lr_mult: float | None = None
-    """Backbone lr = lr x this. null: from the recipe (baseline 1.0, tuned 0.1)."""
+    """Backbone (pretrained part) lr = lr x this. null: from the recipe (baseline 1.0, tuned 0.1)."""
     grad_clip: float | None = None
     """Max global gradient norm. null: from the recipe (baseline none, tuned 1.0); 0 disables."""
-    lr: float = 1e-3
-    """Learning rate of the heads (peak lr for OneCycle); backbone gets lr * backbone_lr_mult."""
-    epochs: int = 5
-    """Passes over the training split (validation + checkpoints after each)."""
+    momentum: float | None = None
+    """SGD momentum. null: from the recipe (0.9; mlp-sgd 0)."""
+    nesterov: bool | None = None
+    """SGD Nesterov momentum. null: from the recipe."""
+    gamma: float | None = None
+    """lr factor of the exponential (per epoch) and step schedulers. null: from the recipe."""
+    step_size: int | None = None
+    """Epochs between lr drops of the step scheduler. null: from the recipe (10)."""
+    lr: float | None = None
+    """Learning rate of the heads (peak lr for OneCycle); backbone gets lr * backbone_lr_mult. null: from the recipe."""
+    epochs: int | None = None
+    """Passes over the training split (validation + checkpoints after each). null: from the recipe."""
     max_steps: int | None = None
     """Stop after this many optimizer steps in total (a fixed budget for comparisons)."""
-    batch_size: int = 64
-    """Training batch size per device."""
+    batch_size: int | None = None
+    """Training batch size per device. null: from the recipe (64; CIFAR recipes 128-256)."""
     eval_batch_size: int = 256
     """Batch size for validation, test and feature extraction."""
-    label_smoothing: float = 0.0
-    """Cross-entropy label smoothing, all tasks."""
+    label_smoothing: float | None = None
+    """Cross-entropy label smoothing, all tasks. null: from the recipe (0; fast 0.2)."""
+    tta: bool | None = None
+    """Test-time augmentation in the final evaluation: average the logits of the image and its mirror. null: from the recipe (fast: true)."""
     task_weights: dict[str, float] = Field(default_factory=dict)
     """Loss weight per task (default 1.0)."""
     augment: bool = True
-    """Flip, small shift and brightness/contrast jitter; never hue (colour is a label)."""
+    """Training augmentation on (the lab defines which; fashion: flip, small shift, brightness/contrast, never hue)."""
     seed: int = 0
     """Seeds initialisation, shuffling, dropout and augmentation (per epoch, so --resume is exact)."""
     deterministic: bool = False
@@ -137,6 +167,13 @@ class TrainConfig(_Strict):
     num_workers: int = 0
     """DataLoader workers; batches are slices of an in-memory uint8 tensor, so 0 is usually fastest."""
 
+    @field_validator("recipe")
+    @classmethod
+    def _known_recipe(cls, v):
+        if v not in RECIPES:
+            raise ValueError(f"unknown recipe {v!r}; recipes are {sorted(RECIPES)}")
+        return v
+
     def resolved(self) -> dict[str, Any]:
         """The recipe with explicit fields applied on top."""
         out = dict(RECIPES[self.recipe])
@@ -145,6 +182,10 @@ class TrainConfig(_Strict):
             if v is not None:
                 out[k] = v
         return out
+
+    def filled(self) -> "TrainConfig":
+        """A copy with every null field taken from the recipe (what the engine runs with)."""
+        return self.model_copy(update=self.resolved())
 
 
 class RunConfig(_Strict):
@@ -162,6 +203,81 @@ class RunConfig(_Strict):
         if unknown:
             raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; tasks are {self.data.label_cols}")
         return self
+
+
+# --------------------------------------------------------------------------- CIFAR-10 lab
+
+CIFAR_DEFAULT_RECIPES = {"mlp": "mlp-sgd", "cnn": "cnn-adam", "cnn-bn": "cnn-adam", "blocks": "blocks-exp",
+                         "transfer": "transfer-sgd", "fastnet": "fast"}
+
+
+def default_cifar_recipe(model: str) -> str:
+    """The original experiment's recipe of a CIFAR model spec (blocks:AAAAAAAA -> blocks-exp)."""
+    return CIFAR_DEFAULT_RECIPES.get(model.split(":")[0], "cnn-adam")
+
+
+class CifarDataConfig(_Strict):
+    source: Literal["folder", "pickles", "torchvision"] = "folder"
+    """folder: root/train_dir/<class>/*.jpg and root/test_dir/... (ImageFolder layout); pickles: the original cifar-10-batches-py; torchvision: CIFAR10(root, download=...)."""
+    root: str = "../shared/data/cifar10"
+    """Dataset folder."""
+    train_dir: str = "train"
+    """Training class folders, relative to root (source=folder)."""
+    test_dir: str = "test"
+    """Test class folders, relative to root (source=folder)."""
+    download: bool = True
+    """source=torchvision: download when missing (needs internet; a clear error otherwise)."""
+    image_size: tuple[int, int] = (32, 32)
+    """(height, width) images are resized to once, when decoded (source=folder)."""
+    val_mode: Literal["per_class", "fraction"] = "per_class"
+    """How validation is split off train: a fixed number per class, or a random fraction."""
+    val_per_class: int = 200
+    """Validation images per class (val_mode=per_class; the original used 1,000 of 5,000; 200 of the shared 2,000)."""
+    val_fraction: float = 0.1
+    """Fraction of train used for validation (val_mode=fraction)."""
+    augment: Literal["none", "a", "b"] = "b"
+    """none | a: ColorJitter 0.25/0.25/0.25 + RandomAffine(10 deg, translate 0.1, scale 0.9-1.1) + flip | b: RandomCrop(32, pad 4) + flip."""
+    limit_per_class: int | None = None
+    """Use at most N training images per class (quick runs); test stays whole."""
+    seed: int = 42
+    """Seed of the validation split."""
+    cache_dir: str | None = None
+    """Decoded-image cache; default $VISLAB_CACHE or ~/.cache/vislab."""
+    workers: int = 0
+    """Processes that decode images (0 = one per CPU core)."""
+
+
+class CifarModelConfig(_Strict):
+    name: str = "cnn"
+    """mlp | cnn | cnn-bn | blocks:<8 letters A-E> | transfer:vgg16 | transfer:efficientnet_lite0 | fastnet (`vislab cifar models`)."""
+    pretrained: bool = True
+    """transfer:* models: ImageNet weights (vgg16 from torchvision's hub when online; lite0 offline)."""
+    separable: bool = False
+    """blocks: D blocks use a depthwise-separable 3x3 conv."""
+    freeze: int | None = None
+    """transfer:* models: leading layers/stages kept frozen (null: the model's default, vgg16 19 feature layers)."""
+
+
+class CifarRunConfig(_Strict):
+    name: str = "cifar"
+    """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
+    out_dir: str = "runs"
+    """Where run folders go."""
+    data: CifarDataConfig = Field(default_factory=CifarDataConfig)
+    model: CifarModelConfig = Field(default_factory=CifarModelConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="cnn-adam"))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_of_model(cls, raw):
+        """No recipe given: the model's own (mlp -> mlp-sgd, cnn -> cnn-adam, blocks -> blocks-exp, ...)."""
+        if isinstance(raw, dict):
+            train = dict(raw.get("train") or {})
+            if train.get("recipe") is None:
+                name = (raw.get("model") or {}).get("name", "cnn") if isinstance(raw.get("model"), dict) else "cnn"
+                train["recipe"] = default_cifar_recipe(name)
+                raw = {**raw, "train": train}
+        return raw
 
 
 def _set_dotted(d: dict, key: str, value: Any) -> None:
@@ -220,10 +336,13 @@ def markdown_reference(model: type[BaseModel] = RunConfig, prefix: str = "") -> 
             rows.append(markdown_reference(ann, f"{prefix}{name}."))
             continue
         default = f.default_factory() if f.default_factory else f.default
-        rows.append(f"| `{prefix}{name}` | `{default!r}` | {(f.description or '').replace(chr(10), ' ')} |")
+        doc = (f.description or "").replace(chr(10), " ").replace("|", "\\|").replace("<", "&lt;")
+        rows.append(f"| `{prefix}{name}` | `{default!r}` | {doc} |")
     body = "\n".join(rows)
     return body if prefix else "| field | default | meaning |\n|---|---|---|\n" + body
 
 
 if __name__ == "__main__":
     print(markdown_reference())
+    print()
+    print(markdown_reference(CifarRunConfig))

@@ -46,14 +46,56 @@ class ClassificationObjective:
         self.weights = {t: float((weights or {}).get(t, 1.0)) for t in tasks}
         self.label_smoothing = label_smoothing
 
-    def __call__(self, outputs: dict[str, torch.Tensor], targets: torch.Tensor):
+    def __call__(self, outputs: dict[str, torch.Tensor] | torch.Tensor, targets: torch.Tensor):
+        outputs = self.as_dict(outputs)
+        if targets.ndim == 1:
+            targets = targets[:, None]
         parts = {t: nn.functional.cross_entropy(outputs[t].float(), targets[:, j], label_smoothing=self.label_smoothing)
                  for j, t in enumerate(self.tasks)}
         total = sum(self.weights[t] * v for t, v in parts.items())
         return total, parts
 
+    def as_dict(self, outputs):
+        """A plain logits tensor is the output of a single-task model (e.g. a CIFAR-10 CNN)."""
+        if isinstance(outputs, torch.Tensor):
+            if len(self.tasks) != 1:
+                raise ValueError(f"the model returned one tensor but the objective has tasks {list(self.tasks)}")
+            return {next(iter(self.tasks)): outputs}
+        return outputs
+
     def make_metrics(self, train: bool = False, sync: bool = True) -> MultiTaskMetrics:
-        return MultiTaskMetrics(self.tasks, auroc=not train, sync=sync)
+        return _SingleOrMulti(self, MultiTaskMetrics(self.tasks, auroc=not train, sync=sync))
+
+
+class _SingleOrMulti(nn.Module):
+    """MultiTaskMetrics that also accepts a single-task model's plain logits and (N,) targets."""
+
+    def __init__(self, objective: "ClassificationObjective", metrics: MultiTaskMetrics):
+        super().__init__()
+        self.objective, self.metrics = objective, metrics
+
+    def update(self, outputs, targets, parts=None) -> None:
+        self.metrics.update(self.objective.as_dict(outputs), targets[:, None] if targets.ndim == 1 else targets, parts)
+
+    def compute(self):
+        return self.metrics.compute()
+
+    def reset(self) -> None:
+        self.metrics.reset()
+
+
+class FlipTTA(nn.Module):
+    """Test-time augmentation: the mean of the logits of each image and its mirror image."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        a, b = self.model(x), self.model(x.flip(-1))
+        if isinstance(a, dict):
+            return {k: (a[k] + b[k]) / 2 for k in a}
+        return (a + b) / 2
 
 
 # --------------------------------------------------------------------------- setup helpers
@@ -84,24 +126,35 @@ def set_deterministic(on: bool) -> None:
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     r = cfg.resolved()
+    lr = r["lr"]
     if hasattr(model, "param_groups"):
-        groups = model.param_groups(cfg.lr, r["backbone_lr_mult"])
+        groups = model.param_groups(lr, r["backbone_lr_mult"])
     else:
-        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": cfg.lr}]
+        groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    groups = [g for g in groups if g["params"]]
     if r["optimizer"] == "adam":
-        return torch.optim.Adam(groups, lr=cfg.lr, weight_decay=r["weight_decay"])
+        return torch.optim.Adam(groups, lr=lr, weight_decay=r["weight_decay"])
     if r["optimizer"] == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=r["weight_decay"])
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=r["weight_decay"])
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=r["weight_decay"])
+    return torch.optim.SGD(groups, lr=lr, momentum=r["momentum"], nesterov=bool(r["nesterov"] and r["momentum"]),
+                           weight_decay=r["weight_decay"])
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int):
-    kind = cfg.resolved()["scheduler"]
+def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int = 1):
+    """Stepped once per optimizer step; the per-epoch schedules (exponential, step) count epochs as steps // steps_per_epoch."""
+    r = cfg.resolved()
+    kind, spe = r["scheduler"], max(steps_per_epoch, 1)
     if kind == "onecycle":
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                                    total_steps=max(total_steps, 2), pct_start=0.25)
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+    if kind == "exponential":
+        gamma = r["gamma"]
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: gamma ** (s // spe))
+    if kind == "step":
+        gamma, size = r["gamma"], max(int(r["step_size"]), 1)
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: gamma ** ((s // spe) // size))
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
 
 
@@ -112,6 +165,17 @@ def flatten_metrics(m: dict[str, dict[str, float]], prefix: str) -> dict[str, fl
         for k, v in vals.items():
             out[f"{prefix}_{k}" if group == "average" else f"{prefix}_{group}_{k}"] = v
     return out
+
+
+def new_run_dir(out_dir: str | Path, name: str) -> Path:
+    """out_dir/name, or out_dir/name-2, -3 ... when that run already has checkpoints."""
+    base = Path(out_dir) / name
+    d, k = base, 1
+    while (d / "checkpoints").exists():
+        k += 1
+        d = base.with_name(f"{name}-{k}")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
 
 
 # --------------------------------------------------------------------------- loop
@@ -134,7 +198,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, out_dir: str | Path, fabric=None, meta: dict | None = None,
                  progress: bool = True, console=None):
-        self.cfg = cfg
+        self.cfg = cfg.filled()  # null fields from the recipe
         self.out_dir = Path(out_dir)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.fabric = fabric or make_fabric(cfg)
@@ -215,7 +279,7 @@ class Trainer:
         total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
         epochs = math.ceil(total_steps / steps_per_epoch)
         optimizer = build_optimizer(model, cfg)
-        scheduler = build_scheduler(optimizer, cfg, total_steps)
+        scheduler = build_scheduler(optimizer, cfg, total_steps, steps_per_epoch)
         start_epoch, step, best_val, best_epoch, history = 1, 0, math.inf, 0, []
         last_w, last_s = self.ckpt_dir / "last.safetensors", self.ckpt_dir / "last.state.pt"
         if resume:

@@ -12,7 +12,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import platform
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,34 +22,15 @@ from . import checkpoint as ckpt
 from . import data as D
 from . import plots
 from .config import RunConfig
-from .engine import ClassificationObjective, Trainer, make_fabric, seed_all
+from .engine import ClassificationObjective, Trainer, make_fabric, new_run_dir, seed_all
 from .metrics import majority_baseline
 from .models import HeadsOnly, MultiTaskNet
-from .report import Section, Table, write_report
+from .report import Section, Table, flat_config as _flat_cfg, hardware, to_yaml as _yaml, write_report
 
 
 def _console():
     from rich.console import Console
     return Console(stderr=False)
-
-
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    s = f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}"
-    if torch.cuda.is_available():
-        s += f", GPU {torch.cuda.get_device_name(0)}"
-    return s
-
-
-def new_run_dir(out_dir: str | Path, name: str) -> Path:
-    """out_dir/name, or out_dir/name-2, -3 ... when that run already has checkpoints."""
-    base = Path(out_dir) / name
-    d, k = base, 1
-    while (d / "checkpoints").exists():
-        k += 1
-        d = base.with_name(f"{name}-{k}")
-    d.mkdir(parents=True, exist_ok=True)
-    return d
 
 
 def prepare_data(cfg: RunConfig, progress: bool = True) -> D.Prepared:
@@ -136,7 +116,7 @@ def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = Tru
     seed_all(cfg.train.seed)  # head (and from-scratch backbone) initialisation is part of the run's seed
     net = build_model(cfg, prepared.tasks)
     transform = D.BatchTransform(net.data_config["mean"], net.data_config["std"], augment=cfg.train.augment)
-    tc = cfg.train
+    tc = cfg.train.filled()
     objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing)
     meta = checkpoint_meta(cfg, prepared, net)
     trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
@@ -161,11 +141,6 @@ def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = Tru
             evaluate_run(run_dir, prepared, cfg, result.history, seconds=result.seconds, console=console)
     fabric.barrier()
     return run_dir
-
-
-def _yaml(d: dict) -> str:
-    import yaml
-    return yaml.safe_dump(d, sort_keys=False)
 
 
 def _print_cleaning(console, prepared: D.Prepared) -> None:
@@ -315,16 +290,6 @@ def write_run_report(run_dir: Path, prepared: D.Prepared, cfg: RunConfig, metric
     return html
 
 
-def _flat_cfg(d: dict, prefix: str = "") -> list[list]:
-    out = []
-    for k, v in d.items():
-        if isinstance(v, dict) and v:
-            out += _flat_cfg(v, f"{prefix}{k}.")
-        else:
-            out.append([f"{prefix}{k}", json.dumps(v)])
-    return out
-
-
 def evaluate(checkpoint: str | Path, cfg: RunConfig | None = None, split: str = "test", out: str | Path | None = None,
              progress: bool = True) -> dict:
     """Evaluate a checkpoint on its own data split, or on other data (cfg.data) with its encoders."""
@@ -384,9 +349,10 @@ def write_comparison_report(out: Path, runs: dict[str, dict], cfg: RunConfig) ->
     per_task = {name: {t: {"accuracy": r["metrics"][t]["accuracy"], "f1": r["metrics"][t]["f1"]} for t in tasks}
                 for name, r in runs.items()}
     avg = {name: r["metrics"]["average"] for name, r in runs.items()}
-    sections = [Section("Summary", f"Same budget for every run: {cfg.train.epochs} epochs"
+    tc = cfg.train.filled()
+    sections = [Section("Summary", f"Same budget for every run: {tc.epochs} epochs"
                         + (f", at most {cfg.train.max_steps} steps" if cfg.train.max_steps else "")
-                        + f", batch {cfg.train.batch_size}, image {cfg.data.image_size[0]}x{cfg.data.image_size[1]}.",
+                        + f", batch {tc.batch_size}, image {cfg.data.image_size[0]}x{cfg.data.image_size[1]}.",
                         tables=[Table(["run", "avg accuracy", "avg macro F1", "avg precision", "avg recall", "avg loss", "train s"],
                                       [[n, a.get("accuracy"), a.get("f1"), a.get("precision"), a.get("recall"), a.get("loss"),
                                         runs[n]["seconds"]] for n, a in avg.items()])],

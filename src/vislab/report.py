@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Table", "Section", "write_report", "format_cell"]
+__all__ = ["Table", "Section", "write_report", "format_cell", "hardware", "flat_config", "to_yaml"]
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
          ".webp": "image/webp", ".svg": "image/svg+xml"}
@@ -259,3 +259,33 @@ def write_report(out_dir, title: str, sections: Sequence[Section],
     html_path.write_text(_render_html(title, sections, meta, created), encoding="utf-8")
     md_path.write_text(_render_md(title, sections, meta, created, out_dir), encoding="utf-8")
     return html_path, md_path
+
+
+def hardware() -> str:
+    """One line naming the machine a number was measured on."""
+    import os
+    import platform
+
+    import torch
+    cpu = platform.processor() or platform.machine()
+    s = f"{os.cpu_count()} CPU cores ({cpu}), torch {torch.__version__}"
+    if torch.cuda.is_available():
+        s += f", GPU {torch.cuda.get_device_name(0)}"
+    return s
+
+
+def flat_config(d: dict, prefix: str = "") -> list[list]:
+    """Nested config dict -> [["train.lr", "0.001"], ...] rows for a report table."""
+    import json
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict) and v:
+            out += flat_config(v, f"{prefix}{k}.")
+        else:
+            out.append([f"{prefix}{k}", json.dumps(v)])
+    return out
+
+
+def to_yaml(d: dict) -> str:
+    import yaml
+    return yaml.safe_dump(d, sort_keys=False)
