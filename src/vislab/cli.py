@@ -1,4 +1,5 @@
-"""Command line: `vislab fashion eda | train | evaluate | compare | predict`, `vislab demo`.
+"""Command line: `vislab fashion eda | train | evaluate | compare | predict`,
+`vislab cifar models | preview | train | evaluate | compare`, `vislab demo`.
 
 Every config field can be set as a trailing `section.field=value` override; the common ones
 also have flags. Precedence: defaults < --config YAML < flags < overrides.
@@ -16,6 +17,8 @@ from rich.console import Console
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 fashion_app = typer.Typer(no_args_is_help=True, help="Fashion attributes: one backbone, one head per attribute.")
 app.add_typer(fashion_app, name="fashion")
+cifar_app = typer.Typer(no_args_is_help=True, help="CIFAR-10: MLP, CNNs, block CNNs, transfer learning, fastnet.")
+app.add_typer(cifar_app, name="cifar")
 console = Console()
 err = Console(stderr=True)
 
@@ -207,6 +210,148 @@ def predict_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors 
             console.print(f"[bold]{r['caption']}[/bold]")
     if failed:
         raise typer.Exit(1)
+
+
+# --------------------------------------------------------------------------- CIFAR-10 lab
+
+CIFAR_FLAGS = {"data": "data.root", "source": "data.source", "augment": "data.augment", "limit": "data.limit_per_class",
+               "model": "model.name", "pretrained": "model.pretrained", "separable": "model.separable",
+               "freeze": "model.freeze", "recipe": "train.recipe", "epochs": "train.epochs",
+               "max_steps": "train.max_steps", "batch_size": "train.batch_size", "lr": "train.lr",
+               "accelerator": "train.accelerator", "devices": "train.devices", "strategy": "train.strategy",
+               "precision": "train.precision", "seed": "train.seed", "deterministic": "train.deterministic",
+               "out": "out_dir", "name": "name"}
+
+
+def build_cifar_config(config: Path | None, overrides: list[str] | None, base: dict | None = None, **flags):
+    """Defaults < base (a checkpoint's config) < YAML < flags < overrides, for the CIFAR lab."""
+    import yaml
+
+    from .config import CifarRunConfig, deep_merge, load_config, parse_overrides
+    flat: dict = {}
+    for k, v in flags.items():
+        if v is None:
+            continue
+        if k == "devices" and isinstance(v, str) and v.isdigit():
+            v = int(v)
+        cur = flat
+        parts = CIFAR_FLAGS[k].split(".")
+        for p in parts[:-1]:
+            cur = cur.setdefault(p, {})
+        cur[parts[-1]] = v
+    if config and not config.is_file():
+        _fail(f"config file {config} does not exist")
+    merged = deep_merge(base or {}, (yaml.safe_load(config.read_text()) or {}) if config else {})
+    merged = deep_merge(deep_merge(merged, flat), parse_overrides(overrides))
+    if "model" in flat and "recipe" not in flat.get("train", {}) and "train.recipe" not in " ".join(overrides or []):
+        merged.setdefault("train", {})["recipe"] = None  # a model chosen on the command line brings its own recipe
+    return load_config(None, merged, model=CifarRunConfig)
+
+
+CifarData = Annotated[Optional[str], typer.Option("--data", help="Dataset folder (default ../shared/data/cifar10).")]
+CifarModel = Annotated[Optional[str], typer.Option("--model", "-m", help="mlp, cnn, cnn-bn, blocks:ABCDEABC, transfer:vgg16, transfer:efficientnet_lite0, fastnet.")]
+CifarRecipe = Annotated[Optional[str], typer.Option(help="mlp-sgd, cnn-adam, blocks-exp, transfer-sgd, fast (default: the model's own).")]
+CifarAugment = Annotated[Optional[str], typer.Option(help="none, a (jitter+affine+flip) or b (crop+flip).")]
+CifarLimit = Annotated[Optional[int], typer.Option("--limit", help="At most N training images per class (quick runs).")]
+
+
+@cifar_app.command("models")
+def cifar_models_cmd():
+    """List the models with their trainable parameter counts."""
+    from rich.table import Table as RTable
+
+    from .cifar import models_table
+    t = RTable(title="vislab cifar models")
+    rows = models_table()
+    for c in rows[0]:
+        t.add_column(str(c), justify="right" if c in ("params", "trainable params") else "left")
+    for r in rows:
+        t.add_row(*(f"{v:,}" if isinstance(v, int) else str(v) for v in r.values()))
+    console.print(t)
+
+
+@cifar_app.command("preview")
+@friendly
+def cifar_preview_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
+                      source: Annotated[Optional[str], typer.Option(help="folder, pickles or torchvision.")] = None,
+                      augment: CifarAugment = None, limit: CifarLimit = None,
+                      out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                      image_index: Annotated[int, typer.Option(help="Training image shown under 10 draws.")] = 0,
+                      progress: ProgressOpt = True):
+    """Augmentation preview, 50 preprocessed training images, validation class distribution."""
+    from . import cifar
+    cfg = build_cifar_config(config, overrides, data=data, source=source, augment=augment, limit=limit)
+    d = cifar.preview(cfg, out, progress, image_index)
+    console.print(f"preview report: {d / 'report.html'}")
+
+
+@cifar_app.command("train")
+@friendly
+def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
+                    source: Annotated[Optional[str], typer.Option(help="folder, pickles or torchvision.")] = None,
+                    model: CifarModel = None, recipe: CifarRecipe = None, augment: CifarAugment = None, limit: CifarLimit = None,
+                    pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="transfer:* ImageNet weights.")] = None,
+                    separable: Annotated[Optional[bool], typer.Option("--separable/--no-separable", help="D blocks depthwise-separable.")] = None,
+                    freeze: Annotated[Optional[int], typer.Option(help="transfer:* leading layers frozen.")] = None,
+                    epochs: Annotated[Optional[int], typer.Option()] = None,
+                    max_steps: Annotated[Optional[int], typer.Option(help="Total optimizer steps (budget).")] = None,
+                    batch_size: Annotated[Optional[int], typer.Option()] = None,
+                    lr: Annotated[Optional[float], typer.Option()] = None,
+                    accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu, auto.")] = None,
+                    devices: Annotated[Optional[str], typer.Option(help="Number of devices/processes.")] = None,
+                    strategy: Annotated[Optional[str], typer.Option(help="auto or ddp.")] = None,
+                    precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed, 16-mixed.")] = None,
+                    seed: Annotated[Optional[int], typer.Option()] = None,
+                    deterministic: Annotated[Optional[bool], typer.Option("--deterministic/--fast")] = None,
+                    resume: Annotated[Optional[Path], typer.Option(help="Run folder to continue from its last checkpoint.")] = None,
+                    out: Annotated[Optional[str], typer.Option(help="Folder for runs (default runs/).")] = None,
+                    name: Annotated[Optional[str], typer.Option(help="Run name.")] = None,
+                    progress: ProgressOpt = True):
+    """Train one CIFAR-10 model; writes checkpoints, logs, test metrics and report.html."""
+    from . import cifar
+    cfg = build_cifar_config(config, overrides, data=data, source=source, model=model, recipe=recipe, augment=augment,
+                             limit=limit, pretrained=pretrained, separable=separable, freeze=freeze, epochs=epochs,
+                             max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator, devices=devices,
+                             strategy=strategy, precision=precision, seed=seed, deterministic=deterministic, out=out, name=name)
+    run_dir = cifar.train(cfg, resume=resume, progress=progress)
+    if (run_dir / "report.html").exists():
+        console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
+
+
+@cifar_app.command("evaluate")
+@friendly
+def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors checkpoint.")],
+                       overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
+                       model: Annotated[Optional[str], typer.Option("--model", "-m", help="Check the checkpoint holds this model.")] = None,
+                       image_index: Annotated[int, typer.Option(help="Test image whose feature maps are drawn.")] = 0,
+                       out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None, progress: ProgressOpt = True):
+    """Evaluate a checkpoint: accuracy, per-class table, confusion, t-SNE, feature maps, report."""
+    from . import cifar
+    from .checkpoint import read_meta
+    from .checkpoint import CheckpointError
+    meta = read_meta(checkpoint)
+    if meta.get("lab") != "cifar":
+        raise CheckpointError(f"{checkpoint} is a {meta.get('lab')!r} checkpoint, not a CIFAR one")
+    cfg = build_cifar_config(config, overrides, base=meta.get("config"), data=data)
+    cifar.evaluate(checkpoint, cfg, model=model, out=out, progress=progress, image_index=image_index)
+    console.print(f"report: {Path(out or Path(checkpoint).parent.parent / 'eval') / 'report.html'}")
+
+
+@cifar_app.command("compare")
+@friendly
+def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
+                      models: Annotated[str, typer.Option(help="Comma-separated model specs.")] = "mlp,cnn,cnn-bn",
+                      recipe: Annotated[Optional[str], typer.Option(help="One recipe for all (default: each model's own).")] = None,
+                      epochs: Annotated[Optional[int], typer.Option()] = None,
+                      max_steps: Annotated[Optional[int], typer.Option(help="Same step budget for every model.")] = None,
+                      limit: CifarLimit = None, augment: CifarAugment = None,
+                      out: Annotated[Optional[str], typer.Option()] = None, progress: ProgressOpt = True):
+    """Train several models and write one report: params, time, accuracy, macro-F1, plots side by side."""
+    from . import cifar
+    cfg = build_cifar_config(config, overrides, data=data, epochs=epochs, max_steps=max_steps, limit=limit,
+                             augment=augment, out=out)
+    out_dir = cifar.compare(cfg, [m.strip() for m in models.split(",") if m.strip()], recipe, progress)
+    console.print(f"comparison report: {out_dir / 'report.html'}")
 
 
 REPO_DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"

@@ -84,3 +84,71 @@ def majority_baseline(train_targets, test_targets) -> float:
     train_targets, test_targets = torch.as_tensor(train_targets), torch.as_tensor(test_targets)
     mode = torch.bincount(train_targets).argmax()
     return float((test_targets == mode).float().mean())
+
+
+# ------------------------------------------------------------------- per-class reports (numpy, sklearn-exact)
+import numpy as np  # noqa: E402
+
+
+def _labels(y) -> np.ndarray:
+    if isinstance(y, torch.Tensor):
+        y = y.detach().cpu().numpy()
+    return np.asarray(y).astype(np.int64).reshape(-1)
+
+
+def confusion_counts(y_true, y_pred, num_classes: int):
+    """``cm[true, pred]`` counts, an int64 ``(C, C)`` numpy array (= sklearn's ``confusion_matrix`` with
+    ``labels=range(C)``)."""
+    t, p = _labels(y_true), _labels(y_pred)
+    if t.shape != p.shape:
+        raise ValueError(f"{t.size} true labels but {p.size} predictions")
+    c = int(num_classes)
+    for name, v in (("y_true", t), ("y_pred", p)):
+        if v.size and (v.min() < 0 or v.max() >= c):
+            raise ValueError(f"{name} must lie in [0, {c}), got range [{v.min()}, {v.max()}]")
+    return np.bincount(t * c + p, minlength=c * c).reshape(c, c).astype(np.int64)
+
+
+def per_class_report(y_true, y_pred, class_names) -> dict[str, dict[str, float]]:
+    """{class: {"precision", "recall", "f1", "support"}} for every class in ``class_names`` (label i =
+    class_names[i]) plus "macro avg" (unweighted mean over all classes; support = total). A 0/0 ratio
+    is 0, as sklearn's ``classification_report(..., labels=range(C), zero_division=0)``."""
+    names = [str(n) for n in class_names]
+    cm = confusion_counts(y_true, y_pred, len(names)).astype(np.float64)
+    tp = np.diag(cm)
+    support = cm.sum(axis=1)
+    predicted = cm.sum(axis=0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, support, out=np.zeros_like(tp), where=support > 0)
+    denom = support + predicted  # 2tp + fp + fn
+    f1 = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=denom > 0)
+    out: dict[str, dict[str, float]] = {
+        n: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+            "support": int(support[i])} for i, n in enumerate(names)}
+    out["macro avg"] = {"precision": float(precision.mean()) if names else 0.0,
+                        "recall": float(recall.mean()) if names else 0.0,
+                        "f1": float(f1.mean()) if names else 0.0, "support": int(support.sum())}
+    return out
+
+
+def confused_pairs(cm, class_names, top: int = 5) -> list[tuple[str, str, int, float]]:
+    """The ``top`` most confused unordered class pairs: ``(class_i, class_j, n, share)`` with i < j,
+    n = cm[i, j] + cm[j, i] (both directions, > 0) and share = n / (samples of class i + of class j)
+    (row sums of ``cm[true, pred]``). Sorted by n descending, ties by (i, j)."""
+    if isinstance(cm, torch.Tensor):
+        cm = cm.detach().cpu().numpy()
+    cm = np.asarray(cm)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(class_names):
+        raise ValueError(f"need a square (C, C) matrix for {len(class_names)} classes, got shape {cm.shape}")
+    rows = cm.sum(axis=1)
+    sym = cm + cm.T
+    i, j = np.triu_indices(cm.shape[0], k=1)
+    n = sym[i, j]
+    keep = n > 0
+    i, j, n = i[keep], j[keep], n[keep]
+    order = np.lexsort((j, i, -n))[: max(int(top), 0)]
+    out = []
+    for k in order:
+        tot = rows[i[k]] + rows[j[k]]
+        out.append((str(class_names[i[k]]), str(class_names[j[k]]), int(n[k]), float(n[k] / tot) if tot > 0 else 0.0))
+    return out

@@ -432,3 +432,266 @@ def image_grid(images, path, title: str = "", ncols: int = 8, labels: Sequence[s
             raise ValueError(f"{len(imgs)} images but {len(labels)} labels")
         titles = [_short(s, 20) for s in labels]
     return _grid(imgs, titles, path, title, ncols, "black", 1.6)
+
+
+# ===================================================================================== CIFAR-10 lab
+__all__ += ["augmentation_preview", "tsne_embed", "tsne_scatter", "feature_maps", "per_class_bars",
+            "accuracy_vs_time", "curves_by_model"]
+
+
+def _chw_uint8(image) -> np.ndarray:
+    """(3, H, W) uint8 from (3, H, W) / (H, W, 3) arrays or tensors."""
+    a = to_numpy(image)
+    if a.ndim == 4 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 3:
+        raise ValueError(f"expected one (3, H, W) image, got shape {a.shape}")
+    if a.shape[0] not in (1, 3) and a.shape[-1] in (1, 3):
+        a = np.transpose(a, (2, 0, 1))
+    if a.dtype != np.uint8:
+        a = np.clip(np.round(a * 255.0 if a.max() <= 1.0 else a), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(a)
+
+
+def augmentation_preview(image_u8, augments: Mapping[str, Any], path, draws: int = 10, seed: int = 0,
+                         title: str = "Augmentations") -> Path:
+    """One row per augmentation: the original image, then ``draws`` augmented versions.
+
+    ``augments``: name -> ``vislab.augment.BatchAugment``; each is run in train mode on ``draws`` copies
+    of the image with ``torch.Generator().manual_seed(seed)`` (its train/eval mode is restored) and
+    de-normalised with its own mean/std so the panels look like images.
+    """
+    import torch
+
+    from .augment import denormalize
+
+    img = _chw_uint8(image_u8)
+    if not augments:
+        return _message_figure(path, title, "no augmentations")
+    draws = max(int(draws), 1)
+    rows: list[tuple[str, np.ndarray]] = []
+    batch = torch.from_numpy(img).unsqueeze(0).repeat(draws, 1, 1, 1)
+    for name, aug in augments.items():
+        was_training = aug.training
+        try:
+            aug.train()
+            with torch.no_grad():
+                out = aug(batch.to(aug.mean.device), torch.Generator().manual_seed(int(seed)))
+        finally:
+            aug.train(was_training)
+        rows.append((str(name), denormalize(out, aug.mean, aug.std).numpy()))
+    ncols = draws + 1
+    cell = 1.1
+    fig = _new_figure(cell * ncols + 1.0, cell * len(rows) + 0.8)
+    axes = fig.subplots(len(rows), ncols, squeeze=False)
+    orig = np.transpose(img, (1, 2, 0))
+    orig = orig[..., 0] if orig.shape[-1] == 1 else orig
+    for r, (name, outs) in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            im = orig if c == 0 else _prep_image(outs[c - 1])
+            ax.imshow(im, cmap="gray" if im.ndim == 2 else None, interpolation="nearest")
+            if r == 0:
+                ax.set_title("original" if c == 0 else f"#{c}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(_short(name, 14), fontsize=9)
+        for spine in axes[r, 0].spines.values():
+            spine.set_edgecolor("#1f77b4")
+            spine.set_linewidth(2)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def tsne_embed(features, seed: int = 0, perplexity: float = 30.0, pca_dims: int = 50,
+               max_iter: int = 1000) -> np.ndarray:
+    """2-D t-SNE embedding ``(N, 2)`` of ``features`` ``(N, D)``.
+
+    PCA to ``pca_dims`` dimensions first when D > ``pca_dims``; sklearn TSNE with ``init="pca"``,
+    ``learning_rate="auto"`` and ``random_state=seed`` (same seed and input -> same result). The
+    perplexity is lowered to ``(N - 1) / 3`` for small N (it must stay below N); ``max_iter`` >= 250.
+    Runs single-threaded: torch's and sklearn's OpenMP runtimes otherwise spin against each other
+    (0.1 s -> 10+ s for 120 points on 2 cores), and one thread keeps the result core-count independent
+    (2,000 points x 50 dims: ~7 s).
+    """
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    from threadpoolctl import threadpool_limits
+
+    x = to_numpy(features).astype(np.float32)
+    x = x.reshape(x.shape[0], -1)
+    n = x.shape[0]
+    if n < 3:
+        return np.zeros((n, 2), dtype=np.float32)
+    perp = float(min(perplexity, max(1.0, (n - 1) / 3.0)))
+    with threadpool_limits(limits=1):
+        if x.shape[1] > pca_dims:
+            x = PCA(n_components=min(pca_dims, n), random_state=seed).fit_transform(x).astype(np.float32)
+        emb = TSNE(n_components=2, perplexity=perp, init="pca", learning_rate="auto", random_state=seed,
+                   max_iter=max(int(max_iter), 250)).fit_transform(x)
+    return np.asarray(emb, dtype=np.float32)
+
+
+def _balanced_subsample(labels: np.ndarray, max_points: int, seed: int) -> np.ndarray:
+    """Sorted indices of at most ``max_points`` samples, spread as evenly over the classes as possible
+    (every class present when max_points >= #classes); deterministic given ``seed``."""
+    n = len(labels)
+    if n <= max_points:
+        return np.arange(n)
+    perm = np.random.default_rng(seed).permutation(n)
+    lab = labels[perm]
+    rank = np.empty(n, dtype=np.int64)  # rank of each permuted sample within its class
+    for c in np.unique(lab):
+        m = lab == c
+        rank[m] = np.arange(int(m.sum()))
+    order = np.lexsort((np.arange(n), rank))  # by rank, then permutation position
+    return np.sort(perm[order[:max_points]])
+
+
+def tsne_scatter(features, labels, class_names: Sequence[str], path, title: str = "t-SNE", seed: int = 0,
+                 max_points: int = 2000, max_iter: int = 1000) -> Path:
+    """t-SNE scatter of ``features`` (N, D), one colour per class with a legend; at most ``max_points``
+    points, subsampled deterministically and balanced over classes (see ``tsne_embed``)."""
+    feats = to_numpy(features)
+    y = to_numpy(labels).astype(int).reshape(-1)
+    if feats.shape[0] != y.shape[0]:
+        raise ValueError(f"{feats.shape[0]} feature rows but {y.shape[0]} labels")
+    if len(y) < 3:
+        return _message_figure(path, title, "not enough points for t-SNE")
+    idx = _balanced_subsample(y, int(max_points), seed)
+    emb = tsne_embed(feats[idx], seed=seed, max_iter=max_iter)
+    y = y[idx]
+    names = [str(s) for s in class_names]
+    fig = _new_figure(8.5, 7)
+    ax = fig.add_subplot()
+    cmap = matplotlib.colormaps["tab10" if max(len(names), y.max() + 1) <= 10 else "tab20"]
+    for k in np.unique(y):
+        m = y == k
+        name = names[k] if k < len(names) else str(k)
+        ax.scatter(emb[m, 0], emb[m, 1], s=7, alpha=0.75, color=cmap(int(k) % cmap.N), label=_short(name, 20),
+                   linewidths=0)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(fontsize=8, markerscale=2.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    ax.set_title(f"{title}  (n={len(idx):,})")
+    return _save(fig, path)
+
+
+def _safe_name(s: str) -> str:
+    out = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in str(s)).strip("_")
+    return out or "stage"
+
+
+def feature_maps(stages: Sequence[tuple[str, Any]], out_dir, prefix: str = "featuremap", max_channels: int = 32,
+                 image_u8=None, ncols: int = 8) -> list[Path]:
+    """One PNG per stage: the first ``max_channels`` channels of its (C, H, W) or (1, C, H, W) output as
+    small grayscale panels, each min-max normalised on its own; title = stage name and shape. The input
+    image (3, H, W uint8), when given, is the first panel of the first figure.
+    Files: ``out_dir/{prefix}_{i:02d}_{name}.png``."""
+    out_dir = Path(out_dir)
+    paths: list[Path] = []
+    for i, (name, t) in enumerate(stages):
+        if hasattr(t, "detach"):
+            t = t.detach().float().cpu()
+        a = to_numpy(t).astype(np.float32)
+        if a.ndim == 4 and a.shape[0] == 1:
+            a = a[0]
+        if a.ndim == 2:
+            a = a[None]
+        if a.ndim != 3:
+            raise ValueError(f"stage {name!r}: expected (C, H, W) or (1, C, H, W), got shape {a.shape}")
+        c, h, w = a.shape
+        k = max(1, min(int(max_channels), c))
+        maps = a[:k]
+        lo = maps.min(axis=(1, 2), keepdims=True)
+        hi = maps.max(axis=(1, 2), keepdims=True)
+        maps = np.divide(maps - lo, hi - lo, out=np.zeros_like(maps), where=(hi - lo) > 1e-12)
+        panels: list[np.ndarray] = []
+        titles: list[str] = []
+        if i == 0 and image_u8 is not None:
+            img = np.transpose(_chw_uint8(image_u8), (1, 2, 0))
+            panels.append(img[..., 0] if img.shape[-1] == 1 else img)
+            titles.append("input")
+        panels += [m for m in maps]
+        titles += [f"ch {j}" for j in range(k)]
+        more = f", first {k} of {c} channels" if k < c else ""
+        path = out_dir / f"{prefix}_{i:02d}_{_safe_name(name)}.png"
+        paths.append(_grid(panels, titles, path, f"{name}: {c}\u00d7{h}\u00d7{w}{more}", ncols, "#333333", 1.25))
+    return paths
+
+
+def per_class_bars(per_class: Mapping[str, Mapping[str, float]], path, title: str = "Per-class metrics") -> Path:
+    """per_class[class] = {"precision", "recall", "f1", ...}: x = class, bars for precision / recall / F1."""
+    if not per_class:
+        return _message_figure(path, title, "no classes")
+    classes = list(per_class)
+    names = [str(c) for c in classes]
+    metrics = ["precision", "recall", "f1"]
+    fig = _new_figure(max(7.0, 0.75 * len(classes) * 1.2 + 2.0), 4.8)
+    ax = fig.add_subplot()
+    _grouped_bars(ax, names, metrics, lambda s, g: _get(per_class[classes[names.index(g)]], s),
+                  len(classes) <= 12)
+    ax.set_ylabel("score")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def accuracy_vs_time(points: Mapping[str, Sequence[float]], path,
+                     title: str = "Accuracy vs training time") -> Path:
+    """points[model] = (training seconds, accuracy, parameters): scatter, x on a log scale (linear when a
+    time is <= 0), marker area proportional to the parameter count, each point labelled."""
+    rows = [(str(k), float(v[0] or 0.0), float(v[1]), float(v[2] or 0.0) if len(v) > 2 else 0.0)
+            for k, v in points.items() if _finite(v[1])]
+    if not rows:
+        return _message_figure(path, title, "no results")
+    fig = _new_figure(8, 5.5)
+    ax = fig.add_subplot()
+    pmax = max((r[3] for r in rows), default=0.0)
+    for i, (name, sec, acc, params) in enumerate(rows):
+        size = 40.0 + (560.0 * params / pmax if pmax > 0 else 0.0)
+        ax.scatter([sec], [acc], s=size, color=_COLORS[i % len(_COLORS)], alpha=0.7, edgecolors="black",
+                   linewidths=0.6, label=_short(name, 24))
+        ptxt = f"{params / 1e6:.2f}M" if params >= 1e5 else f"{params / 1e3:.0f}k"
+        ax.annotate(f"{_short(name, 20)}\n{acc:.3f}, {ptxt} params", (sec, acc), textcoords="offset points",
+                    xytext=(8, 6), fontsize=8)
+    if all(r[1] > 0 for r in rows):
+        ax.set_xscale("log")
+        lo, hi = min(r[1] for r in rows), max(r[1] for r in rows)
+        ax.set_xlim(lo / 1.8, hi * 2.5)
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("accuracy")
+    accs = [r[2] for r in rows]
+    pad = max(0.02, 0.15 * (max(accs) - min(accs)))
+    ax.set_ylim(max(0.0, min(accs) - pad), min(1.0, max(accs) + pad) if max(accs) <= 1 else max(accs) + pad)
+    ax.grid(alpha=0.3, which="both")
+    ax.set_title(f"{title}  (marker area ~ parameters)")
+    return _save(fig, path)
+
+
+def curves_by_model(histories: Mapping[str, Sequence[Mapping[str, float]]], path, key: str = "val_accuracy",
+                    title: str | None = None) -> Path:
+    """One line per model of ``history[epoch][key]`` over epochs (missing / non-finite values skipped)."""
+    title = title or key.replace("_", " ")
+    fig = _new_figure(8, 5)
+    ax = fig.add_subplot()
+    drawn = False
+    for i, (name, hist) in enumerate(histories.items()):
+        pts = [(float(r.get("epoch", j + 1)), float(r[key])) for j, r in enumerate(hist or [])
+               if _finite(r.get(key))]
+        if not pts:
+            continue
+        xs, ys = zip(*pts)
+        ax.plot(xs, ys, "-o", markersize=3, color=_COLORS[i % len(_COLORS)], label=_short(name, 24))
+        drawn = True
+    if not drawn:
+        fig.clf()
+        return _message_figure(path, title, "no data")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(key)
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title)
+    return _save(fig, path)
