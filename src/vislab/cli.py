@@ -32,6 +32,20 @@ SizeOpt = Annotated[Optional[str], typer.Option("--image-size", help="HEIGHTxWID
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use only N rows of the CSV (quick runs).")]
 Overrides = Annotated[Optional[list[str]], typer.Argument(help="section.field=value overrides, e.g. train.lr=3e-4")]
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")]
+# engine flags shared by every lab's train command
+EpochsOpt = Annotated[Optional[int], typer.Option()]
+MaxStepsOpt = Annotated[Optional[int], typer.Option(help="Total optimizer steps (budget).")]
+BatchOpt = Annotated[Optional[int], typer.Option()]
+LrOpt = Annotated[Optional[float], typer.Option()]
+AccelOpt = Annotated[Optional[str], typer.Option(help="cpu, gpu, auto.")]
+DevicesOpt = Annotated[Optional[str], typer.Option(help="Number of devices/processes.")]
+StrategyOpt = Annotated[Optional[str], typer.Option(help="auto or ddp.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed, 16-mixed.")]
+SeedOpt = Annotated[Optional[int], typer.Option()]
+DeterministicOpt = Annotated[Optional[bool], typer.Option("--deterministic/--fast")]
+ResumeOpt = Annotated[Optional[Path], typer.Option(help="Run folder to continue from its last checkpoint.")]
+OutOpt = Annotated[Optional[str], typer.Option(help="Folder for runs (default runs/).")]
+NameOpt = Annotated[Optional[str], typer.Option(help="Run name.")]
 
 
 def _fail(msg: str, code: int = 1):
@@ -116,19 +130,19 @@ def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataO
               pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="ImageNet weights.")] = None,
               freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone/--finetune", help="Linear probe on cached features.")] = None,
               recipe: Annotated[Optional[str], typer.Option(help="baseline or tuned.")] = None,
-              epochs: Annotated[Optional[int], typer.Option()] = None,
-              max_steps: Annotated[Optional[int], typer.Option(help="Total optimizer steps (budget).")] = None,
-              batch_size: Annotated[Optional[int], typer.Option()] = None,
-              lr: Annotated[Optional[float], typer.Option()] = None,
-              accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu, auto.")] = None,
-              devices: Annotated[Optional[str], typer.Option(help="Number of devices/processes.")] = None,
-              strategy: Annotated[Optional[str], typer.Option(help="auto or ddp.")] = None,
-              precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed, 16-mixed.")] = None,
-              seed: Annotated[Optional[int], typer.Option()] = None,
-              deterministic: Annotated[Optional[bool], typer.Option("--deterministic/--fast")] = None,
-              resume: Annotated[Optional[Path], typer.Option(help="Run folder to continue from its last checkpoint.")] = None,
-              out: Annotated[Optional[str], typer.Option(help="Folder for runs (default runs/).")] = None,
-              name: Annotated[Optional[str], typer.Option(help="Run name.")] = None,
+              epochs: EpochsOpt = None,
+              max_steps: MaxStepsOpt = None,
+              batch_size: BatchOpt = None,
+              lr: LrOpt = None,
+              accelerator: AccelOpt = None,
+              devices: DevicesOpt = None,
+              strategy: StrategyOpt = None,
+              precision: PrecisionOpt = None,
+              seed: SeedOpt = None,
+              deterministic: DeterministicOpt = None,
+              resume: ResumeOpt = None,
+              out: OutOpt = None,
+              name: NameOpt = None,
               progress: ProgressOpt = True):
     """Train a multi-task model; writes checkpoints, logs, test metrics and report.html."""
     from . import fashion
@@ -166,7 +180,7 @@ def evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors
 def compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None,
                 backbones: Annotated[str, typer.Option(help="Comma-separated timm names.")] = "tf_efficientnet_lite0",
                 recipes: Annotated[str, typer.Option(help="Comma-separated recipes.")] = "baseline,tuned",
-                epochs: Annotated[Optional[int], typer.Option()] = None,
+                epochs: EpochsOpt = None,
                 max_steps: Annotated[Optional[int], typer.Option(help="Same step budget for every run.")] = None,
                 limit: LimitOpt = None, image_size: SizeOpt = None,
                 pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
@@ -293,19 +307,19 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
                     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="transfer:* ImageNet weights.")] = None,
                     separable: Annotated[Optional[bool], typer.Option("--separable/--no-separable", help="D blocks depthwise-separable.")] = None,
                     freeze: Annotated[Optional[int], typer.Option(help="transfer:* leading layers frozen.")] = None,
-                    epochs: Annotated[Optional[int], typer.Option()] = None,
-                    max_steps: Annotated[Optional[int], typer.Option(help="Total optimizer steps (budget).")] = None,
-                    batch_size: Annotated[Optional[int], typer.Option()] = None,
-                    lr: Annotated[Optional[float], typer.Option()] = None,
-                    accelerator: Annotated[Optional[str], typer.Option(help="cpu, gpu, auto.")] = None,
-                    devices: Annotated[Optional[str], typer.Option(help="Number of devices/processes.")] = None,
-                    strategy: Annotated[Optional[str], typer.Option(help="auto or ddp.")] = None,
-                    precision: Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed, 16-mixed.")] = None,
-                    seed: Annotated[Optional[int], typer.Option()] = None,
-                    deterministic: Annotated[Optional[bool], typer.Option("--deterministic/--fast")] = None,
-                    resume: Annotated[Optional[Path], typer.Option(help="Run folder to continue from its last checkpoint.")] = None,
-                    out: Annotated[Optional[str], typer.Option(help="Folder for runs (default runs/).")] = None,
-                    name: Annotated[Optional[str], typer.Option(help="Run name.")] = None,
+                    epochs: EpochsOpt = None,
+                    max_steps: MaxStepsOpt = None,
+                    batch_size: BatchOpt = None,
+                    lr: LrOpt = None,
+                    accelerator: AccelOpt = None,
+                    devices: DevicesOpt = None,
+                    strategy: StrategyOpt = None,
+                    precision: PrecisionOpt = None,
+                    seed: SeedOpt = None,
+                    deterministic: DeterministicOpt = None,
+                    resume: ResumeOpt = None,
+                    out: OutOpt = None,
+                    name: NameOpt = None,
                     progress: ProgressOpt = True):
     """Train one CIFAR-10 model; writes checkpoints, logs, test metrics and report.html."""
     from . import cifar
@@ -342,7 +356,7 @@ def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safet
 def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
                       models: Annotated[str, typer.Option(help="Comma-separated model specs.")] = "mlp,cnn,cnn-bn",
                       recipe: Annotated[Optional[str], typer.Option(help="One recipe for all (default: each model's own).")] = None,
-                      epochs: Annotated[Optional[int], typer.Option()] = None,
+                      epochs: EpochsOpt = None,
                       max_steps: Annotated[Optional[int], typer.Option(help="Same step budget for every model.")] = None,
                       limit: CifarLimit = None, augment: CifarAugment = None,
                       out: Annotated[Optional[str], typer.Option()] = None, progress: ProgressOpt = True):
