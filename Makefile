@@ -29,6 +29,7 @@ test-fast: setup
 bench: setup
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train_predict.py
+	$(PY) benchmarks/cifar_speed.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -137,3 +137,19 @@ def test_real_cifar_short_run_beats_chance_widely(cifar10, tmp_path):
     assert m["n_test"] == 5000
     assert m["accuracy"] > 0.35, m["accuracy"]  # chance 0.10
     assert min(v["recall"] for k, v in m["per_class"].items() if k != "macro avg") > 0.0
+
+
+def test_transfer_input_size_and_freeze_come_from_config():
+    import torch
+    cfg = load_config(None, ["model.name=transfer:efficientnet_lite0", "model.pretrained=false", "model.freeze=0",
+                             "model.input_size=48"], model=CifarRunConfig)
+    net = cifar.build_model(cfg, 10).eval()
+    assert all(p.requires_grad for p in net.parameters())
+    with torch.no_grad():
+        stages = net.stages(torch.randn(2, 3, 32, 32))
+        out = net(torch.randn(2, 3, 32, 32))
+    assert stages[0][1].shape[-2:] == (24, 24)  # stride-2 stem on the 48x48 upsampled input
+    assert out.shape == (2, 10)
+    frozen = cifar.build_model(load_config(None, ["model.name=transfer:efficientnet_lite0", "model.pretrained=false"],
+                                           model=CifarRunConfig), 10)
+    assert frozen.input_size == 64 and not all(p.requires_grad for p in frozen.parameters())

@@ -156,3 +156,14 @@ def test_builtin_demo_settings_match_configs_demo_yaml():
     a = C.load_config(REPO_DEMO, ["name=x"]).model_dump()
     b = C.load_config(None, DEMO_DEFAULTS + ["name=x"]).model_dump()
     assert a == b
+
+
+def test_every_shipped_config_validates():
+    """configs/*.yaml: cifar* files are CIFAR-10 lab runs, the rest fashion runs; none has a typo."""
+    from pathlib import Path
+    files = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert len(files) >= 3
+    for f in files:
+        model = C.CifarRunConfig if f.name.startswith("cifar") else C.RunConfig
+        cfg = C.load_config(f, [], model=model)
+        assert cfg.train.filled().epochs >= 1, f

@@ -90,6 +90,8 @@ def build_model(cfg: CifarRunConfig, num_classes: int) -> torch.nn.Module:
         opts["pretrained"] = mc.pretrained
         if mc.freeze is not None:
             opts["freeze"] = mc.freeze
+        if mc.input_size is not None and mc.name == "transfer:efficientnet_lite0":
+            opts["input_size"] = mc.input_size
     if mc.name.startswith("blocks:") and mc.separable:
         opts["separable"] = True
     return create_cifar_model(mc.name, num_classes=num_classes, **opts)

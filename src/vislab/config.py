@@ -256,6 +256,8 @@ class CifarModelConfig(_Strict):
     """blocks: D blocks use a depthwise-separable 3x3 conv."""
     freeze: int | None = None
     """transfer:* models: leading layers/stages kept frozen (null: the model's default, vgg16 19 feature layers)."""
+    input_size: int | None = None
+    """transfer:efficientnet_lite0: side the 32x32 images are upsampled to inside the model (null: 64; larger is more accurate and slower)."""
 
 
 class CifarRunConfig(_Strict):
