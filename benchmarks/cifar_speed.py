@@ -91,7 +91,7 @@ def main() -> int:
     tc = cfg.train.filled()
     data = cifar.load_data(cfg, progress=False)
     device = make_fabric(tc).device
-    x = torch.from_numpy(np.ascontiguousarray(data.train.images))
+    x = torch.from_numpy(np.array(data.train.images))  # a writable copy of the cached array
     y = torch.from_numpy(data.train.labels)
     x = x.to(device) if device.type == "cuda" else x
     res: dict = {"machine": f"{os.cpu_count()} CPU cores ({platform.machine()})"
@@ -104,7 +104,7 @@ def main() -> int:
     vis_train = batch_loader(x, y, all_rows, tc.batch_size, shuffle=True, seed=0, drop_last=True)
     tv_train = torchvision_loader(ARGS.data / "train", tc.batch_size, ARGS.workers, True, 0)
     res["data_images_per_s"] = {"vislab": data_only(vis_train, aug), "torchvision": data_only(tv_train)}
-    xt = torch.from_numpy(np.ascontiguousarray(data.test.images))
+    xt = torch.from_numpy(np.array(data.test.images))
     yt = torch.from_numpy(data.test.labels)
     with tempfile.TemporaryDirectory() as tmp:
         seed_all(tc.seed)
