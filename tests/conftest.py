@@ -59,3 +59,8 @@ def tiny_run(synthetic_root, tmp_path_factory):
 @pytest.fixture(scope="session")
 def cifar10() -> Path:
     return shared_data("cifar10")
+
+
+@pytest.fixture(scope="session")
+def faces() -> Path:
+    return shared_data("faces")
