@@ -136,3 +136,22 @@ def test_real_faces_split_by_person(faces, tmp_path):
     assert not (names["train"] & names["test"]) and not (names["val"] & names["test"])
     a, b, same = PairSampler(ds.labels, sp.test, seed=0).pairs(0)
     assert len(a) == len(sp.test) and set(ds.labels[a]) == set(sp.people["test"])
+
+
+@pytest.mark.parametrize("relu,normalize", [(False, True), (True, False), (True, True)])
+def test_embedding_net_shapes_relu_and_norm(relu, normalize):
+    from vislab.models import create_model
+    net = create_model("embedding", embedding_dim=16, pretrained=False, relu=relu, normalize=normalize).eval()
+    with torch.no_grad():
+        z = net(torch.randn(3, 3, 64, 64))
+    assert z.shape == (3, 16)
+    if relu:
+        assert (z >= 0).all()
+    if normalize:
+        assert torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-5)
+    else:
+        assert not torch.allclose(z.norm(dim=1), torch.ones(3), atol=1e-3)
+    names = [g["name"] for g in net.param_groups(1e-3, 0.1)]
+    assert names == ["backbone", "head"] and net.param_groups(1e-3, 0.1)[0]["lr"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError):
+        create_model("embedding", embedding_dim=0, pretrained=False)

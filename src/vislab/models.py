@@ -184,3 +184,46 @@ def _multitask(backbone: str = "tf_efficientnet_lite0", tasks: dict[str, int] | 
     if not tasks:
         raise ValueError("multitask model needs tasks={name: num_classes}")
     return MultiTaskNet(backbone, tasks, pretrained=pretrained, drop_rate=drop_rate, image_size=image_size)
+
+
+class EmbeddingNet(nn.Module):
+    """Siamese lab: a timm backbone (pooled features) -> Linear(embedding_dim) [-> ReLU] [-> L2 normalise].
+
+    The original experiment used efficientnet_b0 with a ReLU after the projection; the default
+    here is tf_efficientnet_lite0 with its offline ImageNet weights. Both branches of a Siamese
+    pair share this one network (`embed(a)`, `embed(b)`)."""
+
+    def __init__(self, backbone: str | nn.Module = "tf_efficientnet_lite0", embedding_dim: int = 128,
+                 pretrained: bool = True, relu: bool = False, normalize: bool = True,
+                 image_size: tuple[int, int] | None = None):
+        super().__init__()
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
+                         if isinstance(backbone, str) else backbone)
+        self.backbone_name = backbone if isinstance(backbone, str) else type(backbone).__name__
+        self.embedding_dim, self.relu, self.normalize = embedding_dim, relu, normalize
+        self.proj = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.data_config = backbone_data_config(self.backbone)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.proj(self.backbone(x))
+        if self.relu:
+            z = torch.relu(z)
+        if self.normalize:
+            z = nn.functional.normalize(z, dim=-1)
+        return z
+
+    def param_groups(self, lr: float, backbone_lr_mult: float = 1.0) -> list[dict]:
+        groups = [{"params": list(self.proj.parameters()), "lr": lr, "name": "head"}]
+        bb = [p for p in self.backbone.parameters() if p.requires_grad]
+        if bb:
+            groups.insert(0, {"params": bb, "lr": lr * backbone_lr_mult, "name": "backbone"})
+        return groups
+
+
+@register_model("embedding")
+def _embedding(backbone: str = "tf_efficientnet_lite0", embedding_dim: int = 128, pretrained: bool = True,
+               relu: bool = False, normalize: bool = True, image_size: tuple[int, int] | None = None) -> EmbeddingNet:
+    return EmbeddingNet(backbone, embedding_dim, pretrained=pretrained, relu=relu, normalize=normalize,
+                        image_size=image_size)
