@@ -259,3 +259,23 @@ def test_single_task_objective_accepts_plain_logits_and_flip_tta():
     x = torch.zeros(1, 1, 2, 4)
     x[..., :2] = 1.0
     assert float(Asym()(x)) == 1.0 and float(FlipTTA(Asym())(x)) == pytest.approx(0.5)
+
+
+def test_monitor_chooses_the_best_checkpoint(synthetic_root, tmp_path):
+    """train.monitor: the best checkpoint is the epoch with the highest val_accuracy (mode inferred: max)."""
+    from vislab.config import TrainConfig
+    from vislab.engine import Trainer
+    cfg = load_config(None, tiny_overrides(synthetic_root, tmp_path, name="mon", **{"train.epochs": 3,
+                                                                                    "train.monitor": "val_accuracy"}))
+    run = fashion.train(cfg, progress=False)
+    meta = ckpt.read_meta(run / "checkpoints" / "best.safetensors")
+    accs = [h["val_accuracy"] for h in meta["history"]]
+    assert meta["epoch"] == int(np.argmax(accs)) + 1
+    t = Trainer(TrainConfig(recipe="baseline", accelerator="cpu", monitor="val_accuracy"), tmp_path, progress=False)
+    assert t._monitor_score({"val_accuracy": 0.8}) < t._monitor_score({"val_accuracy": 0.7})
+    assert t._monitor_score({"val_accuracy": float("nan")}) == float("inf")
+    t = Trainer(TrainConfig(recipe="baseline", accelerator="cpu", monitor="val_loss"), tmp_path, progress=False)
+    assert t._monitor_score({"val_loss": 0.3}) < t._monitor_score({"val_loss": 0.4})
+    t = Trainer(TrainConfig(recipe="baseline", accelerator="cpu", monitor="val_auc"), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="not a history column"):
+        t._monitor_score({"val_loss": 0.3})

@@ -131,7 +131,8 @@ def test_readme_documents_every_config_field_and_colour():
     from pathlib import Path
     from vislab.data import COLOUR_MAP
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    for line in (C.markdown_reference().splitlines()[2:] + C.markdown_reference(C.CifarRunConfig).splitlines()[2:]):
+    for line in (C.markdown_reference().splitlines()[2:] + C.markdown_reference(C.CifarRunConfig).splitlines()[2:]
+                 + C.markdown_reference(C.SiameseRunConfig).splitlines()[2:]):
         field = line.split("`")[1]
         assert f"`{field}`" in readme, f"README does not document {field}"
     for raw, std in COLOUR_MAP.items():
@@ -159,11 +160,13 @@ def test_builtin_demo_settings_match_configs_demo_yaml():
 
 
 def test_every_shipped_config_validates():
-    """configs/*.yaml: cifar* files are CIFAR-10 lab runs, the rest fashion runs; none has a typo."""
+    """configs/*.yaml: cifar* files are CIFAR-10 lab runs, siamese* Siamese lab runs, the rest fashion runs;
+    none has a typo."""
     from pathlib import Path
     files = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
     assert len(files) >= 3
     for f in files:
-        model = C.CifarRunConfig if f.name.startswith("cifar") else C.RunConfig
+        model = (C.CifarRunConfig if f.name.startswith("cifar") else
+                 C.SiameseRunConfig if f.name.startswith("siamese") else C.RunConfig)
         cfg = C.load_config(f, [], model=model)
         assert cfg.train.filled().epochs >= 1, f

@@ -1,5 +1,6 @@
 """Command line: `vislab fashion eda | train | evaluate | compare | predict`,
-`vislab cifar models | preview | train | evaluate | compare`, `vislab demo`.
+`vislab cifar models | preview | train | evaluate | compare`,
+`vislab siamese train | search | evaluate | verify | gallery | margins`, `vislab demo`.
 
 Every config field can be set as a trailing `section.field=value` override; the common ones
 also have flags. Precedence: defaults < --config YAML < flags < overrides.
@@ -19,6 +20,8 @@ fashion_app = typer.Typer(no_args_is_help=True, help="Fashion attributes: one ba
 app.add_typer(fashion_app, name="fashion")
 cifar_app = typer.Typer(no_args_is_help=True, help="CIFAR-10: MLP, CNNs, block CNNs, transfer learning, fastnet.")
 app.add_typer(cifar_app, name="cifar")
+siamese_app = typer.Typer(no_args_is_help=True, help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
+app.add_typer(siamese_app, name="siamese")
 console = Console()
 err = Console(stderr=True)
 
@@ -237,11 +240,12 @@ CIFAR_FLAGS = {"data": "data.root", "source": "data.source", "augment": "data.au
                "out": "out_dir", "name": "name"}
 
 
-def build_cifar_config(config: Path | None, overrides: list[str] | None, base: dict | None = None, **flags):
-    """Defaults < base (a checkpoint's config) < YAML < flags < overrides, for the CIFAR lab."""
+def build_lab_config(model_cls, flag_map: dict[str, str], config: Path | None, overrides: list[str] | None,
+                     base: dict | None = None, **flags):
+    """Defaults < base (a checkpoint's config) < YAML < flags < overrides, for a lab's config class."""
     import yaml
 
-    from .config import CifarRunConfig, deep_merge, load_config, parse_overrides
+    from .config import deep_merge, load_config, parse_overrides
     flat: dict = {}
     for k, v in flags.items():
         if v is None:
@@ -249,7 +253,7 @@ def build_cifar_config(config: Path | None, overrides: list[str] | None, base: d
         if k == "devices" and isinstance(v, str) and v.isdigit():
             v = int(v)
         cur = flat
-        parts = CIFAR_FLAGS[k].split(".")
+        parts = flag_map[k].split(".")
         for p in parts[:-1]:
             cur = cur.setdefault(p, {})
         cur[parts[-1]] = v
@@ -257,9 +261,15 @@ def build_cifar_config(config: Path | None, overrides: list[str] | None, base: d
         _fail(f"config file {config} does not exist")
     merged = deep_merge(base or {}, (yaml.safe_load(config.read_text()) or {}) if config else {})
     merged = deep_merge(deep_merge(merged, flat), parse_overrides(overrides))
-    if "model" in flat and "recipe" not in flat.get("train", {}) and "train.recipe" not in " ".join(overrides or []):
+    if model_cls.__name__ == "CifarRunConfig" and "model" in flat and "recipe" not in flat.get("train", {}) \
+            and "train.recipe" not in " ".join(overrides or []):
         merged.setdefault("train", {})["recipe"] = None  # a model chosen on the command line brings its own recipe
-    return load_config(None, merged, model=CifarRunConfig)
+    return load_config(None, merged, model=model_cls)
+
+
+def build_cifar_config(config: Path | None, overrides: list[str] | None, base: dict | None = None, **flags):
+    from .config import CifarRunConfig
+    return build_lab_config(CifarRunConfig, CIFAR_FLAGS, config, overrides, base, **flags)
 
 
 CifarData = Annotated[Optional[str], typer.Option("--data", help="Dataset folder (default ../shared/data/cifar10).")]
@@ -366,6 +376,168 @@ def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
                              augment=augment, out=out)
     out_dir = cifar.compare(cfg, [m.strip() for m in models.split(",") if m.strip()], recipe, progress)
     console.print(f"comparison report: {out_dir / 'report.html'}")
+
+
+# --------------------------------------------------------------------------- Siamese lab
+
+SIAMESE_FLAGS = {"data": "data.root", "loss": "loss.loss", "form": "loss.form", "margin": "loss.margin",
+                 "miner": "loss.miner", "distance": "loss.distance", "embedding_dim": "model.embedding_dim",
+                 "backbone": "model.backbone", "pretrained": "model.pretrained", "recipe": "train.recipe",
+                 "epochs": "train.epochs", "max_steps": "train.max_steps", "batch_size": "train.batch_size",
+                 "lr": "train.lr", "accelerator": "train.accelerator", "devices": "train.devices",
+                 "strategy": "train.strategy", "precision": "train.precision", "seed": "train.seed",
+                 "deterministic": "train.deterministic", "out": "out_dir", "name": "name", "trials": "search.trials",
+                 "sampler": "search.sampler", "objective": "search.objective", "storage": "search.storage",
+                 "retrain": "search.retrain"}
+
+
+def build_siamese_config(config: Path | None, overrides: list[str] | None, base: dict | None = None, **flags):
+    from .config import SiameseRunConfig
+    return build_lab_config(SiameseRunConfig, SIAMESE_FLAGS, config, overrides, base, **flags)
+
+
+SiameseData = Annotated[Optional[str], typer.Option("--data", help="Folder of person subfolders (default ../shared/data/faces).")]
+LossOpt = Annotated[Optional[str], typer.Option(help="contrastive or triplet.")]
+FormOpt = Annotated[Optional[str], typer.Option(help="Contrastive form: original or hadsell.")]
+MarginOpt = Annotated[Optional[float], typer.Option(help="Loss margin.")]
+MinerOpt = Annotated[Optional[str], typer.Option(help="Triplet mining: none, batch-hard, semi-hard.")]
+RunOpt = Annotated[Path, typer.Option("--run", "-r", help="Run folder (or a checkpoint file) of a trained Siamese model.")]
+
+
+@siamese_app.command("train")
+@friendly
+def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                      loss: LossOpt = None, form: FormOpt = None, margin: MarginOpt = None, miner: MinerOpt = None,
+                      distance: Annotated[Optional[str], typer.Option(help="Triplet distance: euclidean or cosine.")] = None,
+                      embedding_dim: Annotated[Optional[int], typer.Option(help="Embedding size.")] = None,
+                      backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
+                      pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
+                      epochs: EpochsOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
+                      lr: LrOpt = None, accelerator: AccelOpt = None, devices: DevicesOpt = None,
+                      precision: PrecisionOpt = None, seed: SeedOpt = None, deterministic: DeterministicOpt = None,
+                      resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = True):
+    """Train an embedding network; writes checkpoints, logs, test verification/retrieval metrics and report.html."""
+    from . import siamese
+    cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
+                               distance=distance, embedding_dim=embedding_dim, backbone=backbone, pretrained=pretrained,
+                               epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
+                               devices=devices, precision=precision, seed=seed, deterministic=deterministic, out=out,
+                               name=name)
+    run_dir = siamese.train(cfg, resume=resume, progress=progress)
+    console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
+
+
+@siamese_app.command("search")
+@friendly
+def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                       trials: Annotated[Optional[int], typer.Option(help="Number of trials (in total, with resumed ones).")] = None,
+                       sampler: Annotated[Optional[str], typer.Option(help="random or tpe.")] = None,
+                       objective: Annotated[Optional[str], typer.Option(help="val_auc or val_loss.")] = None,
+                       storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: sqlite in the search folder).")] = None,
+                       retrain: Annotated[Optional[bool], typer.Option("--retrain/--keep", help="Retrain the best parameters, or keep the best trial's run.")] = None,
+                       out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = False):
+    """Optuna search over lr, margin, step_size, gamma, epochs, embedding_dim and loss; resumable."""
+    from . import siamese
+    cfg = build_siamese_config(config, overrides, data=data, trials=trials, sampler=sampler, objective=objective,
+                               storage=storage, retrain=retrain, out=out, name=name)
+    folder = siamese.search(cfg, progress=progress, console=console)
+    console.print(f"search report: {folder / 'report.html'}\nbest parameters: {folder / 'best.yaml'}")
+
+
+@siamese_app.command("evaluate")
+@friendly
+def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A Siamese .safetensors checkpoint.")],
+                         data: Annotated[Optional[str], typer.Option("--data", help="Another folder of people (default: the run's own split).")] = None,
+                         out: Annotated[Optional[Path], typer.Option(help="Output folder (default: the run folder).")] = None,
+                         progress: ProgressOpt = True):
+    """Verification (ROC, AUC, EER, accuracy at the validation threshold), retrieval (P@1, MAP@R), plots, report."""
+    from . import siamese
+    siamese.evaluate(checkpoint, out=out, root=data, progress=progress)
+    console.print(f"report: {Path(out or Path(checkpoint).parent.parent) / 'report.html'}")
+
+
+@siamese_app.command("baseline")
+@friendly
+def siamese_baseline_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                         backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
+                         out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                         progress: ProgressOpt = True):
+    """The starting point: pretrained backbone features without training, evaluated like a trained model."""
+    from . import siamese
+    cfg = build_siamese_config(config, overrides, data=data, backbone=backbone)
+    siamese.evaluate_pretrained(cfg, out, progress)
+
+
+@siamese_app.command("verify")
+@friendly
+def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(help="First face image.")],
+                       img2: Annotated[Path, typer.Argument(help="Second face image.")],
+                       run: RunOpt = Path("runs/siamese"),
+                       threshold: Annotated[Optional[float], typer.Option(help="Distance threshold (default: the one chosen on validation).")] = None,
+                       as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Are two photos the same person? Prints the distance, the threshold and same/different with a confidence."""
+    from . import siamese
+    r = siamese.verify(run, img1, img2, threshold)
+    if as_json:
+        console.print_json(json.dumps(r))
+        return
+    verdict = "[bold green]same person[/bold green]" if r["same"] else "[bold red]different people[/bold red]"
+    conf = "" if r["confidence"] is None else f" (confidence {100 * r['confidence']:.1f}%)"
+    console.print(f"distance {r['distance']:.4f}, threshold {r['threshold']:.4f}: {verdict}{conf}")
+
+
+@siamese_app.command("gallery")
+@friendly
+def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(help="Query face image.")],
+                        run: RunOpt = Path("runs/siamese"),
+                        gallery: Annotated[Optional[Path], typer.Option("--gallery", "-g", help="Folder of images or person subfolders (default: the run's data.root).")] = None,
+                        top: Annotated[int, typer.Option(help="Number of matches.")] = 10,
+                        out: Annotated[Optional[Path], typer.Option(help="PNG of the query and its matches.")] = None,
+                        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """The --top gallery images nearest to a query face, closest first."""
+    from . import siamese
+    if gallery is None:
+        _, meta, cfg = siamese.load_model(siamese._resolve(run)[0])
+        gallery = Path(cfg.data.root)
+    r = siamese.gallery(run, query, gallery, top, out)
+    if as_json:
+        console.print_json(json.dumps(r))
+        return
+    from rich.table import Table as RTable
+    t = RTable(title=f"{top} nearest of {query} in {gallery} ({r['gallery_images']} images)")
+    for c in ("rank", "distance", "person", "file"):
+        t.add_column(c)
+    for m in r["matches"]:
+        t.add_row(str(m["rank"]), f"{m['distance']:.4f}", str(m["person"] or ""), m["file"])
+    console.print(t)
+    if out:
+        console.print(f"grid: {out}")
+
+
+@siamese_app.command("splits")
+@friendly
+def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                       seeds: Annotated[str, typer.Option(help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                       baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also the untrained pretrained features on each split.")] = True,
+                       out: OutOpt = None, progress: ProgressOpt = False):
+    """Train and evaluate one setup on several person splits: mean ± sd of AUC, EER, P@1, MAP@R."""
+    from . import siamese
+    cfg = build_siamese_config(config, overrides, data=data, out=out)
+    folder = siamese.repeat_splits(cfg, [int(x) for x in seeds.split(",") if x.strip()], baseline, progress, console)
+    console.print(f"splits report: {folder / 'report.html'}")
+
+
+@siamese_app.command("margins")
+@friendly
+def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                        margins: Annotated[str, typer.Option(help="Comma-separated margins.")] = "1,2",
+                        loss: LossOpt = None, form: FormOpt = None, miner: MinerOpt = None, epochs: EpochsOpt = None,
+                        out: OutOpt = None, progress: ProgressOpt = False):
+    """Train the same setup at each margin; compare distance distributions, ROC and AUC in one report."""
+    from . import siamese
+    cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, miner=miner, epochs=epochs, out=out)
+    folder = siamese.compare_margins(cfg, [float(m) for m in margins.split(",") if m.strip()], progress)
+    console.print(f"margin report: {folder / 'report.html'}")
 
 
 REPO_DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"

@@ -108,6 +108,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     "fast": _COMMON | dict(optimizer="sgd", momentum=0.9, nesterov=True, scheduler="onecycle", lr=0.2, epochs=16,
                            weight_decay=5e-4, backbone_lr_mult=1.0, grad_clip=None, batch_size=256,
                            label_smoothing=0.2, tta=True),
+    # Siamese lab: Adam with StepLR (the original experiment's schedule), lower lr for the pretrained backbone.
+    "siamese-step": _COMMON | dict(optimizer="adam", scheduler="step", step_size=5, gamma=0.5, lr=3e-4, epochs=15,
+                                   weight_decay=0.0, backbone_lr_mult=1.0, grad_clip=None, batch_size=32),
 }
 
 
@@ -166,6 +169,10 @@ class TrainConfig(_Strict):
     """NHWC memory format for 4-D image inputs: ~1.4x faster convolutions on CPU here, and on GPU tensor cores."""
     num_workers: int = 0
     """DataLoader workers; batches are slices of an in-memory uint8 tensor, so 0 is usually fastest."""
+    monitor: str = "val_loss"
+    """History column that picks the best checkpoint (e.g. val_loss, val_accuracy, val_auc)."""
+    monitor_mode: Literal["min", "max"] | None = None
+    """min or max of `monitor`. null: min for a column with 'loss' in its name, else max."""
 
     @field_validator("recipe")
     @classmethod
@@ -282,6 +289,123 @@ class CifarRunConfig(_Strict):
         return raw
 
 
+# --------------------------------------------------------------------------- Siamese lab
+
+
+class SiameseDataConfig(_Strict):
+    root: str = "../shared/data/faces"
+    """Folder of person subfolders (root/<person>/<image>; AT&T/ORL, the Kaggle Siamese-faces layout, ...)."""
+    image_size: tuple[int, int] = (112, 92)
+    """(height, width) every face is resized to once, when decoded (AT&T: 112x92, its own size)."""
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    """train/val/test fractions of the PEOPLE (no person in two splits)."""
+    seed: int = 42
+    """Seed of the person split."""
+    min_images: int = 2
+    """People with fewer images are excluded and counted (a positive pair needs two)."""
+    positive_rate: float = 0.5
+    """Pair sampler: probability that an anchor's partner is the same person."""
+    cache_dir: str | None = None
+    """Decoded-image cache; default $VISLAB_CACHE or ~/.cache/vislab."""
+    workers: int = 0
+    """Processes that decode images (0 = one per CPU core)."""
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v):
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError(f"split fractions must be >= 0, train > 0, and sum to 1, got {v}")
+        return v
+
+
+class SiameseModelConfig(_Strict):
+    backbone: str = "tf_efficientnet_lite0"
+    """timm backbone (the original used efficientnet_b0; tf_efficientnet_lite0 has offline ImageNet weights)."""
+    pretrained: bool = True
+    """ImageNet weights (offline for tf_efficientnet_lite0/1/2, timm hub for others)."""
+    embedding_dim: int = 128
+    """Size of the embedding (Linear after the pooled backbone features)."""
+    relu: bool = False
+    """ReLU after the projection, as in the original."""
+    normalize: bool = True
+    """L2-normalise embeddings (distances then lie in [0, 2])."""
+    freeze_bn: bool = True
+    """Keep the backbone's BatchNorm statistics (ImageNet's) while training; batch statistics of small pair batches do not carry over to evaluation."""
+
+
+class SiameseLossConfig(_Strict):
+    loss: Literal["contrastive", "triplet"] = "contrastive"
+    """contrastive: pairs from the pair sampler; triplet: triplets from the triplet sampler, or mined in-batch (miner)."""
+    form: Literal["original", "hadsell"] = "hadsell"
+    """Contrastive form: original y*d^2 + (1-y)*max(0, m^2 - d^2); hadsell y*d^2 + (1-y)*max(0, m - d)^2."""
+    margin: float = 1.0
+    """Margin m of the contrastive or triplet loss."""
+    distance: Literal["euclidean", "cosine"] = "euclidean"
+    """Triplet loss distance (contrastive always uses Euclidean). Verification uses the same distance."""
+    miner: Literal["none", "batch-hard", "semi-hard"] = "none"
+    """Triplet only. none: one sampled triplet per anchor; batch-hard / semi-hard: pytorch-metric-learning miners on M-per-person batches."""
+    m_per_class: int = 4
+    """Mined batches: images per person in a batch (pytorch-metric-learning MPerClassSampler)."""
+
+    @field_validator("margin")
+    @classmethod
+    def _positive_margin(cls, v):
+        if v <= 0:
+            raise ValueError(f"margin must be > 0, got {v}")
+        return v
+
+
+class SiameseSearchConfig(_Strict):
+    trials: int = 20
+    """Optuna trials."""
+    sampler: Literal["random", "tpe"] = "random"
+    """random (Optuna RandomSampler) or tpe."""
+    objective: Literal["val_auc", "val_loss"] = "val_auc"
+    """What a trial maximises (val_auc) or minimises (val_loss, only comparable within one loss)."""
+    lr: tuple[float, float] = (1e-5, 1e-3)
+    """Learning-rate range (log-uniform)."""
+    margin: tuple[float, float] = (0.5, 2.0)
+    """Margin range."""
+    step_size: list[int] = Field(default_factory=lambda: [3, 5, 8])
+    """StepLR step sizes (epochs)."""
+    gamma: tuple[float, float] = (0.1, 0.9)
+    """StepLR gamma range."""
+    epochs: list[int] = Field(default_factory=lambda: [8, 12, 16])
+    """Epoch counts."""
+    embedding_dim: list[int] = Field(default_factory=lambda: [64, 128, 256])
+    """Embedding sizes."""
+    loss: list[str] = Field(default_factory=lambda: ["contrastive:original", "contrastive:hadsell", "triplet:none",
+                                                     "triplet:semi-hard"])
+    """Losses tried, as loss:form (contrastive) or loss:miner (triplet)."""
+    storage: str | None = None
+    """Optuna storage URL; null: sqlite in the search folder (an interrupted search resumes from it)."""
+    retrain: bool = False
+    """Retrain the best parameters with their full epochs after the search (else keep the best trial's run)."""
+
+
+class SiameseRunConfig(_Strict):
+    name: str = "siamese"
+    """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
+    out_dir: str = "runs"
+    """Where run folders go."""
+    data: SiameseDataConfig = Field(default_factory=SiameseDataConfig)
+    model: SiameseModelConfig = Field(default_factory=SiameseModelConfig)
+    loss: SiameseLossConfig = Field(default_factory=SiameseLossConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="siamese-step", monitor="val_auc"))
+    search: SiameseSearchConfig = Field(default_factory=SiameseSearchConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _siamese_defaults(cls, raw):
+        """A train section without recipe/monitor gets the lab's (siamese-step, best checkpoint by val_auc)."""
+        if isinstance(raw, dict):
+            train = dict(raw.get("train") or {})
+            train.setdefault("recipe", "siamese-step")
+            train.setdefault("monitor", "val_auc")
+            raw = {**raw, "train": train}
+        return raw
+
+
 def _set_dotted(d: dict, key: str, value: Any) -> None:
     parts = key.split(".")
     cur = d
@@ -348,3 +472,5 @@ if __name__ == "__main__":
     print(markdown_reference())
     print()
     print(markdown_reference(CifarRunConfig))
+    print()
+    print(markdown_reference(SiameseRunConfig))

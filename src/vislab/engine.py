@@ -218,6 +218,9 @@ class Trainer:
         sampler = getattr(loader, "sampler", None)
         if hasattr(sampler, "set_epoch"):
             sampler.set_epoch(epoch)
+        dataset = getattr(loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):  # e.g. the Siamese pair/triplet sets redraw their tuples each epoch
+            dataset.set_epoch(epoch)
         gen = getattr(loader, "generator", None)
         if gen is not None:
             gen.manual_seed(self.cfg.seed * 100_003 + epoch)
@@ -359,9 +362,10 @@ class Trainer:
             history.append(row)
             val_loss = val["average"].get("loss", math.inf) if "average" in val else val.get("loss", math.inf)
             meta = {**self.meta, "epoch": epoch, "step": step, "metrics": val, "history": history}
-            is_best = val_loss < best_val
+            score = self._monitor_score(row)
+            is_best = score < best_val
             if is_best:
-                best_val, best_epoch = val_loss, epoch
+                best_val, best_epoch = score, epoch
                 self._save("best", export, {**meta, "kind": "best"})
             state = {"epoch": epoch, "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                      "best_val": best_val, "best_epoch": best_epoch, "history": history, "rng": ckpt.rng_state()}
@@ -370,15 +374,27 @@ class Trainer:
             self._save("last", export, {**meta, "kind": "last"})
             if fabric.is_global_zero:
                 self._log_row(csv_path, row, writer)
-            self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} "
-                        f"val loss {val_loss:.4f} val acc {row.get('val_accuracy', float('nan')):.4f} "
-                        f"val f1 {row.get('val_f1', float('nan')):.4f} ({row['train_images_per_s']:.0f} img/s)"
-                        + ("  [best]" if is_best else ""))
+            shown = [(k, row[k]) for k in ("val_accuracy", "val_f1", "val_auc", "val_eer", cfg.monitor)
+                     if k in row and k != "val_loss"]
+            self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} val loss {val_loss:.4f} "
+                        + " ".join(f"{k.removeprefix('val_').replace('accuracy', 'acc')} {v:.4f}" for k, v in dict(shown).items())
+                        + f" ({row['train_images_per_s']:.0f} img/s)" + ("  [best]" if is_best else ""))
             fabric.barrier()
         if writer is not None:
             writer.close()
         return FitResult(history, self.ckpt_dir / "best.safetensors", last_w, best_epoch, step,
                          time.time() - t_start, stopped)
+
+    def _monitor_score(self, row: dict) -> float:
+        """train.monitor of this epoch as a number to minimise (negated for mode max; NaN never best)."""
+        key = self.cfg.monitor
+        if key not in row:
+            raise ValueError(f"train.monitor={key!r} is not a history column; columns are {sorted(row)}")
+        mode = self.cfg.monitor_mode or ("min" if "loss" in key else "max")
+        v = float(row[key])
+        if not math.isfinite(v):
+            return math.inf
+        return v if mode == "min" else -v
 
     # -- logging -----------------------------------------------------------------------
     def _tensorboard(self):

@@ -195,8 +195,9 @@ class EmbeddingNet(nn.Module):
 
     def __init__(self, backbone: str | nn.Module = "tf_efficientnet_lite0", embedding_dim: int = 128,
                  pretrained: bool = True, relu: bool = False, normalize: bool = True,
-                 image_size: tuple[int, int] | None = None):
+                 image_size: tuple[int, int] | None = None, freeze_bn: bool = False):
         super().__init__()
+        self.freeze_bn = freeze_bn
         if embedding_dim < 1:
             raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
         self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
@@ -205,6 +206,16 @@ class EmbeddingNet(nn.Module):
         self.embedding_dim, self.relu, self.normalize = embedding_dim, relu, normalize
         self.proj = nn.Linear(self.backbone.num_features, embedding_dim)
         self.data_config = backbone_data_config(self.backbone)
+
+    def train(self, mode: bool = True):
+        """With freeze_bn the backbone's BatchNorm layers stay in eval mode while training: they keep their
+        ImageNet statistics instead of batch statistics (small batches of pairs would otherwise shift them)."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.proj(self.backbone(x))
@@ -224,6 +235,7 @@ class EmbeddingNet(nn.Module):
 
 @register_model("embedding")
 def _embedding(backbone: str = "tf_efficientnet_lite0", embedding_dim: int = 128, pretrained: bool = True,
-               relu: bool = False, normalize: bool = True, image_size: tuple[int, int] | None = None) -> EmbeddingNet:
+               relu: bool = False, normalize: bool = True, image_size: tuple[int, int] | None = None,
+               freeze_bn: bool = False) -> EmbeddingNet:
     return EmbeddingNet(backbone, embedding_dim, pretrained=pretrained, relu=relu, normalize=normalize,
-                        image_size=image_size)
+                        image_size=image_size, freeze_bn=freeze_bn)

@@ -109,12 +109,15 @@ _PANELS = [
 ]
 
 
-def training_curves(history: Sequence[Mapping[str, float]], path, title: str = "Training curves") -> Path:
-    """Loss / accuracy / macro-F1 per epoch, train and val; missing keys are simply not drawn."""
+def training_curves(history: Sequence[Mapping[str, float]], path, title: str = "Training curves",
+                    panels: Sequence[tuple[str, tuple[str, ...]]] | None = None) -> Path:
+    """Loss / accuracy / macro-F1 per epoch, train and val; missing keys are simply not drawn.
+    ``panels``: other (title, (key, key)) panels, e.g. the Siamese lab's val AUC and EER."""
     rows = list(history)
-    fig = _new_figure(14, 4)
-    axes = fig.subplots(1, 3)
-    for ax, (name, keys) in zip(axes, _PANELS):
+    panels = list(panels or _PANELS)
+    fig = _new_figure(4.7 * len(panels), 4)
+    axes = np.atleast_1d(fig.subplots(1, len(panels)))
+    for ax, (name, keys) in zip(axes, panels):
         drawn = False
         for key, color, style in zip(keys, (_COLORS[0], _COLORS[1]), ("-o", "-s")):
             pts = [(float(r.get("epoch", i + 1)), float(r[key])) for i, r in enumerate(rows)
@@ -694,4 +697,113 @@ def curves_by_model(histories: Mapping[str, Sequence[Mapping[str, float]]], path
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title)
+    return _save(fig, path)
+
+
+# ===================================================================================== Siamese lab
+__all__ += ["verification_roc", "distance_distributions", "neighbour_grid"]
+
+
+def verification_roc(curves: Mapping[str, Mapping[str, Any]], path, title: str = "Verification ROC (test people)") -> Path:
+    """One ROC curve per entry ``{name: {"fpr", "tpr", "auc", "eer"}}``, the EER point marked on each."""
+    fig = _new_figure(6, 5.5)
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], color="#999999", lw=1, ls="--")
+    ax.plot([0, 1], [1, 0], color="#dddddd", lw=1, ls=":")  # FNR = FPR: the EER line
+    for i, (name, c) in enumerate(curves.items()):
+        fpr, tpr = to_numpy(c["fpr"]), to_numpy(c["tpr"])
+        color = _COLORS[i % len(_COLORS)]
+        ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{_short(name, 30)}  AUC {float(c['auc']):.4f}  EER {100 * float(c['eer']):.2f}%")
+        ax.plot([c["eer"]], [1 - float(c["eer"])], "o", color=color, ms=5)
+    ax.set_xlabel("false accept rate (different people called same)")
+    ax.set_ylabel("true accept rate (same person called same)")
+    ax.set_xlim(-0.01, 1.01)
+    ax.set_ylim(-0.01, 1.01)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title)
+    return _save(fig, path)
+
+
+def distance_distributions(groups: Mapping[str, tuple[Any, Any]], path, threshold: float | None = None,
+                           title: str = "Embedding distances of test pairs") -> Path:
+    """Box plot (left) and histograms (right) of same-person vs different-person distances.
+
+    ``groups`` = ``{name: (same_distances, different_distances)}``: one entry per model (e.g. margin 1 and
+    margin 2), each drawn in its own row of histograms; ``threshold`` (one model) as a vertical line.
+    """
+    names = list(groups)
+    if not names:
+        return _message_figure(path, title, "no distances")
+    fig = _new_figure(11, 3.2 * len(names) + 0.6)
+    sub = fig.subfigures(1, 2, width_ratios=[1, 1.6])
+    axb = sub[0].add_subplot()
+    data, labels, colors = [], [], []
+    for n in names:
+        same, diff = (to_numpy(v).astype(float).ravel() for v in groups[n])
+        data += [same, diff]
+        labels += [f"{_short(n, 16)}\nsame", f"{_short(n, 16)}\ndifferent"]
+        colors += ["#2ca02c", "#d62728"]
+    bp = axb.boxplot(data, patch_artist=True, showfliers=True, widths=0.6)
+    for patch, c in zip(bp["boxes"], colors):
+        patch.set_facecolor(c)
+        patch.set_alpha(0.45)
+    axb.set_xticks(range(1, len(labels) + 1), labels, fontsize=8)
+    axb.set_ylabel("distance")
+    if threshold is not None and len(names) == 1:
+        axb.axhline(threshold, color="black", lw=1, ls="--", label=f"threshold {threshold:.3f}")
+        axb.legend(fontsize=8)
+    axes = np.atleast_1d(sub[1].subplots(len(names), 1, squeeze=False)).ravel()
+    for ax, n in zip(axes, names):
+        same, diff = (to_numpy(v).astype(float).ravel() for v in groups[n])
+        lo = min(same.min(initial=0.0), diff.min(initial=0.0))
+        hi = max(same.max(initial=1.0), diff.max(initial=1.0))
+        bins = np.linspace(lo, hi, 40)
+        ax.hist(same, bins=bins, alpha=0.55, color="#2ca02c", density=True, label=f"same person ({len(same):,})")
+        ax.hist(diff, bins=bins, alpha=0.55, color="#d62728", density=True, label=f"different people ({len(diff):,})")
+        if threshold is not None and len(names) == 1:
+            ax.axvline(threshold, color="black", lw=1, ls="--")
+        ax.set_title(_short(n, 40), fontsize=9)
+        ax.set_xlabel("distance")
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)
+
+
+def neighbour_grid(queries, neighbours, same, path, distances=None, title: str = "Nearest neighbours") -> Path:
+    """One row per query: the query image, then its neighbours (closest first), framed green when the
+    neighbour is the same person and red when not. ``neighbours`` is a list (per query) of images and
+    ``same`` a matching list of booleans; ``distances`` (optional) titles each neighbour."""
+    q = _as_image_list(queries)
+    if not q:
+        return _message_figure(path, title, "no queries")
+    k = max(len(_as_image_list(n)) for n in neighbours)
+    fig = _new_figure(1.3 * (k + 1) + 0.3, 1.6 * len(q) + 0.5)
+    axes = fig.subplots(len(q), k + 1, squeeze=False)
+    for r, qi in enumerate(q):
+        row = _as_image_list(neighbours[r])
+        for c in range(k + 1):
+            ax = axes[r, c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            im = qi if c == 0 else (row[c - 1] if c - 1 < len(row) else None)
+            if im is None:
+                continue
+            ax.imshow(im, cmap="gray" if im.ndim == 2 else None)
+            if c == 0:
+                ax.set_title("query", fontsize=8)
+                color = "#1f77b4"
+            else:
+                ok = bool(same[r][c - 1])
+                color = "#2ca02c" if ok else "#d62728"
+                label = ("same" if ok else "other")
+                if distances is not None:
+                    label += f" {float(distances[r][c - 1]):.2f}"
+                ax.set_title(label, fontsize=7, color=color)
+            for s in ax.spines.values():
+                s.set_visible(True)
+                s.set_edgecolor(color)
+                s.set_linewidth(2.5)
+    fig.suptitle(title)
     return _save(fig, path)
