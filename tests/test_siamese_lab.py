@@ -294,3 +294,58 @@ def test_siamese_config_rejects_bad_values():
     assert c.train.monitor == "val_auc" and c.train.filled().scheduler == "step"
     with pytest.raises(ValueError, match="search.loss entry"):
         S.with_params(c, {"loss": "arcface:x"})
+
+
+def test_queries_come_from_different_people_first():
+    labels = np.repeat(np.arange(3), 10)
+    q = S._queries(labels, 5, seed=0)
+    assert len(set(q.tolist())) == 5 and sorted(set(labels[q[:3]].tolist())) == [0, 1, 2]
+
+
+def test_frozen_batchnorm_keeps_its_statistics_while_training():
+    from vislab.models import EmbeddingNet
+    for freeze in (True, False):
+        net = EmbeddingNet("test_efficientnet", 8, pretrained=False, freeze_bn=freeze).train()
+        bn = next(m for m in net.backbone.modules() if isinstance(m, torch.nn.BatchNorm2d))
+        before = bn.running_mean.clone()
+        net(torch.randn(4, 3, 32, 32) * 3 + 1)
+        assert torch.equal(bn.running_mean, before) == freeze
+        assert net.training and net.proj.training and bn.training != freeze
+
+
+@pytest.mark.realdata
+def test_pretrained_baseline_and_repeated_splits(faces, tmp_path):
+    cfg = _faces_cfg(faces, tmp_path, "data.image_size=[56,46]", "train.epochs=1", "model.embedding_dim=32")
+    b = S.evaluate_pretrained(cfg, tmp_path / "base", progress=False)
+    assert b["auc"] > 0.8 and b["test_people"] == 4 and (tmp_path / "base" / "plots" / "roc.png").is_file()
+    out = S.repeat_splits(cfg, seeds=(42, 7), progress=False)
+    res = json.loads((out / "splits.json").read_text())
+    aucs = [r["auc"] for r in res["runs"]["trained"]]
+    assert len(aucs) == 2 and res["summary"]["trained"]["auc"]["mean"] == pytest.approx(np.mean(aucs))
+    assert res["summary"]["trained"]["auc"]["std"] == pytest.approx(np.std(aucs, ddof=1))
+    assert len(res["runs"]["pretrained, no training"]) == 2
+    assert res["runs"]["pretrained, no training"][0]["auc"] == pytest.approx(b["auc"], abs=1e-6)  # seed 42 = same split
+
+
+@pytest.mark.realdata
+def test_search_objective_averages_person_splits(faces, tmp_path):
+    import optuna
+    cfg = _faces_cfg(faces, tmp_path, "data.image_size=[56,46]", "search.epochs=[1]", "search.loss=[contrastive:hadsell]",
+                     "search.embedding_dim=[32]", "search.splits=[42,7]")
+    out = S.search(cfg, trials=1)
+    t = optuna.load_study(study_name=cfg.name, storage=f"sqlite:///{out / 'optuna.db'}").trials[0]
+    per = t.user_attrs["per_split"]
+    assert len(per) == 2 and t.value == pytest.approx(np.mean(per), abs=1e-5)
+    assert (out / "trials" / "trial-000" / "split-7" / "checkpoints" / "best.safetensors").is_file()
+
+
+def test_with_params_applies_a_search_point():
+    c = SiameseRunConfig()
+    x = S.with_params(c, {"lr": 1e-4, "margin": 0.7, "step_size": 3, "gamma": 0.2, "epochs": 8, "embedding_dim": 64,
+                          "loss": "triplet:semi-hard", "backbone_lr_mult": 0.1})
+    assert (x.train.lr, x.train.step_size, x.train.gamma, x.train.epochs) == (1e-4, 3, 0.2, 8)
+    assert (x.loss.loss, x.loss.miner, x.loss.margin, x.model.embedding_dim) == ("triplet", "semi-hard", 0.7, 64)
+    assert x.train.backbone_lr_mult == 0.1 and c.train.backbone_lr_mult is None
+    assert S.with_params(c, {"loss": "contrastive:original"}).loss.form == "original"
+    fixed = load_config(None, ["search.backbone_lr_mult=[0.1]"], model=SiameseRunConfig)
+    assert S.with_params(fixed, {"lr": 1e-3}).train.backbone_lr_mult == 0.1  # one value: applied to every trial

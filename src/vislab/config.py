@@ -374,9 +374,13 @@ class SiameseSearchConfig(_Strict):
     """Epoch counts."""
     embedding_dim: list[int] = Field(default_factory=lambda: [64, 128, 256])
     """Embedding sizes."""
+    backbone_lr_mult: list[float] = Field(default_factory=lambda: [1.0])
+    """Backbone lr multipliers tried (train.backbone_lr_mult; e.g. [1.0, 0.1]: full or gentle fine-tuning)."""
     loss: list[str] = Field(default_factory=lambda: ["contrastive:original", "contrastive:hadsell", "triplet:none",
                                                      "triplet:semi-hard"])
     """Losses tried, as loss:form (contrastive) or loss:miner (triplet)."""
+    splits: list[int] = Field(default_factory=list)
+    """Person-split seeds (data.seed) every trial is trained on; the objective is their mean. Empty: data.seed only. A few test/val people make one split's numbers noisy."""
     storage: str | None = None
     """Optuna storage URL; null: sqlite in the search folder (an interrupted search resumes from it)."""
     retrain: bool = False

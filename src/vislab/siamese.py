@@ -512,8 +512,7 @@ def _write_plots(run_dir: Path, data: FaceData, et, lt, it, d, same, test_v, thr
     pdir = run_dir / "plots"
     plots.verification_roc({"test": test_v}, pdir / "roc.png")
     plots.distance_distributions({"test pairs": (d[same == 1], d[same == 0])}, pdir / "distances.png", threshold)
-    rng = np.random.default_rng(seed)
-    q = rng.choice(len(lt), size=min(5, len(lt)), replace=False)
+    q = _queries(lt, 5, seed)
     nb, nd = nearest(et[q], et, 10, exclude_self=False)
     rows, marks, dists = [], [], []
     for r, qi in enumerate(q):
@@ -525,6 +524,14 @@ def _write_plots(run_dir: Path, data: FaceData, et, lt, it, d, same, test_v, thr
                          title="10 nearest test images of 5 random test queries (green: same person)")
     plots.tsne_scatter(et.numpy(), lt, data.people, pdir / "tsne.png", title="t-SNE of test embeddings, by person",
                        seed=seed)
+
+
+def _queries(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n random image indices, from different people as long as there are people left."""
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    first = [i for k, i in enumerate(perm) if labels[i] not in set(labels[perm[:k]])]
+    rest = [i for i in perm if i not in set(first)]
+    return np.array((first + rest)[:n])
 
 
 def write_run_report(run_dir: Path, cfg: SiameseRunConfig, m: dict, history) -> Path:
@@ -712,13 +719,18 @@ def suggest(trial, cfg: SiameseRunConfig) -> dict[str, Any]:
             "gamma": trial.suggest_float("gamma", *sc.gamma),
             "epochs": trial.suggest_categorical("epochs", list(sc.epochs)),
             "embedding_dim": trial.suggest_categorical("embedding_dim", list(sc.embedding_dim)),
-            "loss": trial.suggest_categorical("loss", list(sc.loss))}
+            "loss": trial.suggest_categorical("loss", list(sc.loss)),
+            **({"backbone_lr_mult": trial.suggest_categorical("backbone_lr_mult", list(sc.backbone_lr_mult))}
+               if len(sc.backbone_lr_mult) > 1 else {})}
 
 
 def with_params(cfg: SiameseRunConfig, p: dict[str, Any], **top) -> SiameseRunConfig:
     """cfg with a search point applied (train.lr/step_size/gamma/epochs, model.embedding_dim, loss.*)."""
     raw = cfg.model_dump(mode="json")
-    raw["train"].update({k: p[k] for k in ("lr", "step_size", "gamma", "epochs") if k in p})
+    raw["train"].update({k: p[k] for k in ("lr", "step_size", "gamma", "epochs", "backbone_lr_mult") if k in p})
+    fixed = cfg.search.backbone_lr_mult
+    if "backbone_lr_mult" not in p and len(fixed) == 1 and fixed[0] != 1.0:  # one value: every trial uses it
+        raw["train"]["backbone_lr_mult"] = fixed[0]
     if "embedding_dim" in p:
         raw["model"]["embedding_dim"] = int(p["embedding_dim"])
     if "margin" in p:
@@ -763,24 +775,45 @@ def search(cfg: SiameseRunConfig, trials: int | None = None, sampler: str | None
         study.enqueue_trial(t.params, skip_if_exists=False)
         console.print(f"trial {t.number} was interrupted; its parameters are queued again")
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+    if sc.splits:  # the first split is the one reported (best trial's run, per-loss table, retrain)
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"seed": sc.splits[0]})})
     data = load_data(cfg, progress=progress)
     console.print(f"search: {trials} trials ({done} done), {kind} sampler, objective {sc.objective}; storage {url}")
 
+    seeds = list(sc.splits) or [cfg.data.seed]
+    datas = {seeds[0]: data}
+
+    def split_data(seed: int) -> FaceData:
+        if seed not in datas:
+            datas[seed] = load_data(cfg.model_copy(update={"data": cfg.data.model_copy(update={"seed": seed})}),
+                                    progress=False)
+        return datas[seed]
+
     def objective(trial):
         p = suggest(trial, cfg)
-        run = out / "trials" / f"trial-{trial.number:03d}"
-        c = with_params(cfg, p, name=run.name, out_dir=str(run.parent))
         t0 = time.time()
-        train(c, progress=progress, report=False, data=data, run_dir=run)
-        hist = ckpt.read_meta(run / "checkpoints" / "last.safetensors").get("history", [])
-        best = _best_row(hist, sc.objective)
-        trial.set_user_attr("run", str(run))
+        values, bests, runs = [], [], []
+        for seed in seeds:  # one run per person split; the trial's value is their mean
+            run = out / "trials" / f"trial-{trial.number:03d}" / (f"split-{seed}" if len(seeds) > 1 else "")
+            c = with_params(cfg, p, name=run.name, out_dir=str(run.parent))
+            c = c.model_copy(update={"data": c.data.model_copy(update={"seed": seed})})
+            train(c, progress=progress, report=False, data=split_data(seed), run_dir=run)
+            hist = ckpt.read_meta(run / "checkpoints" / "last.safetensors").get("history", [])
+            best = _best_row(hist, sc.objective)
+            values.append(float(best[sc.objective]))
+            bests.append(best)
+            runs.append(run)
+        trial.set_user_attr("run", str(runs[0]))
         trial.set_user_attr("seconds", round(time.time() - t0, 1))
         for k in ("val_auc", "val_eer", "val_loss", "epoch"):
-            if k in best:
-                trial.set_user_attr(k, float(best[k]))
-        console.print(f"trial {trial.number}: {p} -> {sc.objective} {best.get(sc.objective, float('nan')):.4f}")
-        return float(best[sc.objective])
+            if all(k in b for b in bests):
+                trial.set_user_attr(k, float(np.mean([float(b[k]) for b in bests])))
+        if len(seeds) > 1:
+            trial.set_user_attr("per_split", [round(v, 5) for v in values])
+        value = float(np.mean(values))
+        console.print(f"trial {trial.number}: {p} -> {sc.objective} {value:.4f}"
+                      + (f" (splits {seeds}: {[round(v, 4) for v in values]})" if len(seeds) > 1 else ""))
+        return value
 
     from .engine import NonFiniteLoss
     study.optimize(objective, n_trials=max(trials - done, 0), catch=(NonFiniteLoss,))
