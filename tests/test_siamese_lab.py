@@ -347,5 +347,6 @@ def test_with_params_applies_a_search_point():
     assert (x.loss.loss, x.loss.miner, x.loss.margin, x.model.embedding_dim) == ("triplet", "semi-hard", 0.7, 64)
     assert x.train.backbone_lr_mult == 0.1 and c.train.backbone_lr_mult is None
     assert S.with_params(c, {"loss": "contrastive:original"}).loss.form == "original"
-    fixed = load_config(None, ["search.backbone_lr_mult=[0.1]"], model=SiameseRunConfig)
-    assert S.with_params(fixed, {"lr": 1e-3}).train.backbone_lr_mult == 0.1  # one value: applied to every trial
+    fixed = load_config(None, ["search.backbone_lr_mult=[1.0]"], model=SiameseRunConfig)
+    assert S.with_params(fixed, {"lr": 1e-3}).train.backbone_lr_mult == 1.0  # one value: applied to every trial
+    assert S.with_params(c, {"lr": 1e-3}).train.filled().backbone_lr_mult == 0.1  # none: the recipe's

@@ -5,7 +5,9 @@ A lab supplies a model, data loaders yielding `(inputs, targets)`, an on-device 
 `objective(outputs, targets) -> (loss, parts)` with `make_metrics(train: bool)` returning a
 metrics module (`update(outputs, targets, parts)`, `compute()`, `reset()`).
 The engine does the rest: devices/precision/DDP, recipes (optimizer, scheduler, clipping),
-progress, CSV + TensorBoard logs, best/last checkpoints, exact resume, NaN stops.
+progress, CSV + TensorBoard logs, best/last checkpoints (best by `train.monitor`), exact
+resume, NaN stops. A training dataset with `set_epoch(epoch)` is told each epoch before it is
+iterated (the Siamese lab redraws its pairs there), like a distributed sampler.
 """
 from __future__ import annotations
 

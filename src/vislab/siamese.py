@@ -729,7 +729,7 @@ def with_params(cfg: SiameseRunConfig, p: dict[str, Any], **top) -> SiameseRunCo
     raw = cfg.model_dump(mode="json")
     raw["train"].update({k: p[k] for k in ("lr", "step_size", "gamma", "epochs", "backbone_lr_mult") if k in p})
     fixed = cfg.search.backbone_lr_mult
-    if "backbone_lr_mult" not in p and len(fixed) == 1 and fixed[0] != 1.0:  # one value: every trial uses it
+    if "backbone_lr_mult" not in p and len(fixed) == 1:  # one value: every trial uses it
         raw["train"]["backbone_lr_mult"] = fixed[0]
     if "embedding_dim" in p:
         raw["model"]["embedding_dim"] = int(p["embedding_dim"])
