@@ -64,3 +64,8 @@ def cifar10() -> Path:
 @pytest.fixture(scope="session")
 def faces() -> Path:
     return shared_data("faces")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist() -> Path:
+    return shared_data("fashion-mnist")

@@ -1,0 +1,120 @@
+"""Generative lab models (issue 5): variational autoencoders on 28x28 grayscale images.
+
+    create_vae_model("vae")        fully connected, latent 32
+    create_vae_model("conv-vae")   convolutional, latent 64
+    create_vae_model("cvae")       the conv VAE conditioned on the class (one-hot into encoder and decoder)
+
+Every model maps x in [0, 1] (N, 1, 28, 28) to {"out", "mu", "logvar", "z"}: `out` are the
+decoder's logits (Bernoulli likelihood) or means (Gaussian), `z` the reparameterised sample
+mu + sigma * eps (mu itself in eval mode unless `sample=True`). beta-VAE is any of them trained
+with beta != 1 (`losses.elbo_loss`). `decode(z, y)` and `sample(n, y)` generate.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+IMAGE_SHAPE = (1, 28, 28)
+
+
+class _VAE(nn.Module):
+    conditional = False
+
+    def __init__(self, latent_dim: int, num_classes: int = 10):
+        super().__init__()
+        if latent_dim < 1:
+            raise ValueError(f"latent_dim must be >= 1, got {latent_dim}")
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+
+    def _onehot(self, y: torch.Tensor | None, n: int, device) -> torch.Tensor | None:
+        if not self.conditional:
+            return None
+        if y is None:
+            raise ValueError(f"{type(self).__name__} is conditional: pass the class labels y")
+        y = torch.as_tensor(y, device=device).long().reshape(-1)
+        if len(y) != n:
+            raise ValueError(f"{n} inputs but {len(y)} labels")
+        if y.min() < 0 or y.max() >= self.num_classes:
+            raise ValueError(f"class labels must be in 0..{self.num_classes - 1}")
+        return nn.functional.one_hot(y, self.num_classes).float()
+
+    def encode(self, x: torch.Tensor, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y=None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor, y=None, sample: bool | None = None) -> dict[str, torch.Tensor]:
+        mu, logvar = self.encode(x, y)
+        draw = self.training if sample is None else sample
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if draw else mu
+        return {"out": self.decode(z, y), "mu": mu, "logvar": logvar, "z": z}
+
+    @torch.no_grad()
+    def sample(self, n: int, y=None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n images from the prior, as Bernoulli means in [0, 1] (N, 1, 28, 28)."""
+        device = next(self.parameters()).device
+        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return torch.sigmoid(self.decode(z, y))
+
+
+class FCVAE(_VAE):
+    """784 -> 512 -> 256 -> (mu, logvar) ; z -> 256 -> 512 -> 784 logits, ReLU."""
+
+    def __init__(self, latent_dim: int = 32, num_classes: int = 10, hidden: tuple[int, int] = (512, 256)):
+        super().__init__(latent_dim, num_classes)
+        h1, h2 = hidden
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(784, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(h2, latent_dim), nn.Linear(h2, latent_dim)
+        self.dec = nn.Sequential(nn.Linear(latent_dim, h2), nn.ReLU(), nn.Linear(h2, h1), nn.ReLU(), nn.Linear(h1, 784))
+
+    def encode(self, x, y=None):
+        h = self.enc(x)
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z, y=None):
+        return self.dec(z).view(-1, *IMAGE_SHAPE)
+
+
+class ConvVAE(_VAE):
+    """conv 32 (s2, 14x14) -> conv 64 (s2, 7x7) -> fc 256 -> (mu, logvar); mirrored with transposed convs.
+    Conditional (cvae): the one-hot class enters the encoder as 10 constant channels and the decoder
+    concatenated to z."""
+
+    def __init__(self, latent_dim: int = 64, num_classes: int = 10, conditional: bool = False):
+        super().__init__(latent_dim, num_classes)
+        self.conditional = conditional
+        c = num_classes if conditional else 0
+        self.enc = nn.Sequential(nn.Conv2d(1 + c, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU())
+        self.mu, self.logvar = nn.Linear(256, latent_dim), nn.Linear(256, latent_dim)
+        self.dec_fc = nn.Sequential(nn.Linear(latent_dim + c, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7), nn.ReLU())
+        self.dec = nn.Sequential(nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))
+
+    def encode(self, x, y=None):
+        oh = self._onehot(y, x.shape[0], x.device)
+        if oh is not None:
+            x = torch.cat([x, oh[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
+        h = self.enc(x)
+        return self.mu(h), self.logvar(h)
+
+    def decode(self, z, y=None):
+        oh = self._onehot(y, z.shape[0], z.device)
+        if oh is not None:
+            z = torch.cat([z, oh], dim=1)
+        return self.dec(self.dec_fc(z).view(-1, 64, 7, 7))
+
+
+VAE_MODELS = {
+    "vae": lambda latent_dim=32, num_classes=10: FCVAE(latent_dim, num_classes),
+    "conv-vae": lambda latent_dim=64, num_classes=10: ConvVAE(latent_dim, num_classes),
+    "cvae": lambda latent_dim=64, num_classes=10: ConvVAE(latent_dim, num_classes, conditional=True),
+}
+
+
+def create_vae_model(name: str, latent_dim: int | None = None, num_classes: int = 10) -> _VAE:
+    """vae (latent 32), conv-vae (latent 64) or cvae (latent 64) by default; `latent_dim` overrides."""
+    if name not in VAE_MODELS:
+        raise ValueError(f"unknown VAE model {name!r}; models are {sorted(VAE_MODELS)}")
+    kw = {"num_classes": num_classes} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
+    return VAE_MODELS[name](**kw)

@@ -1,0 +1,140 @@
+"""Generative lab foundations (issue 5): the IDX reader against hand-made files, the ELBO pieces
+against closed forms, and the VAE models' shapes and conditioning."""
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from vislab.data import DataError
+from vislab.datasets import load_fashion_mnist, read_idx
+from vislab.losses import elbo_loss, kl_standard_normal, reconstruction_nll
+from vislab.vae_models import create_vae_model
+
+
+def _idx(path, arr: np.ndarray, code: int = 0x08, gz: bool = False, cut: int = 0, extra: bytes = b""):
+    head = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", d) for d in arr.shape)
+    body = arr.astype(arr.dtype.newbyteorder(">")).tobytes()
+    raw = (head + body)[: len(head + body) - cut] + extra
+    path.write_bytes(gzip.compress(raw) if gz else raw)
+    return path
+
+
+def test_idx_reader_on_hand_made_files(tmp_path):
+    a = np.arange(24, dtype=np.uint8).reshape(2, 3, 4)
+    assert (read_idx(_idx(tmp_path / "a.idx", a)) == a).all()
+    assert (read_idx(_idx(tmp_path / "a.idx.gz", a, gz=True), ndim=3) == a).all()
+    i = np.array([-5, 70000, 3], dtype=np.int32)  # big-endian int32 (type 0x0C)
+    out = read_idx(_idx(tmp_path / "i.idx", i, code=0x0C))
+    assert out.tolist() == [-5, 70000, 3] and out.dtype == np.int32
+    f = np.array([[0.5, -2.25]], dtype=np.float32)
+    assert read_idx(_idx(tmp_path / "f.idx", f, code=0x0D)).tolist() == [[0.5, -2.25]]
+
+
+@pytest.mark.parametrize("case,match", [
+    ("magic", "not an IDX file"), ("truncated", "truncated"), ("trailing", "trailing bytes"),
+    ("ndim", "dimensions, expected 1"), ("badgz", "cannot be read as gzip"), ("header", "truncated IDX header"),
+])
+def test_idx_reader_errors_name_the_file(tmp_path, case, match):
+    a = np.zeros((4, 2, 2), dtype=np.uint8)
+    p = tmp_path / "x-idx3-ubyte"
+    if case == "magic":
+        p.write_bytes(b"\x1f\x8b\x08\x00" + bytes(40))
+    elif case == "truncated":
+        _idx(p, a, cut=3)
+    elif case == "trailing":
+        _idx(p, a, extra=b"\x00")
+    elif case == "ndim":
+        _idx(p, a)
+    elif case == "badgz":
+        p = tmp_path / "x.gz"
+        p.write_bytes(gzip.compress(bytes(100))[:20])
+    else:
+        p.write_bytes(bytes([0, 0, 8, 3, 0, 0]))
+    with pytest.raises(DataError, match=match) as e:
+        read_idx(p, ndim=1 if case == "ndim" else None)
+    assert str(p) in str(e.value)
+
+
+def test_fashion_mnist_loader_checks_counts(tmp_path):
+    x = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    for stem in ("train", "t10k"):
+        _idx(tmp_path / f"{stem}-images-idx3-ubyte.gz", x, gz=True)
+        _idx(tmp_path / f"{stem}-labels-idx1-ubyte", np.array([0, 1, 2, 3, 9], dtype=np.uint8))
+    tr, te = load_fashion_mnist(tmp_path)
+    assert tr.images.shape == (5, 1, 28, 28) and (tr.images[:, 0] == x).all() and te.labels.tolist() == [0, 1, 2, 3, 9]
+    assert tr.classes[4] == "Coat"
+    _idx(tmp_path / "t10k-labels-idx1-ubyte", np.array([0, 1, 2], dtype=np.uint8))
+    with pytest.raises(DataError, match="5 images but .* 3 labels"):
+        load_fashion_mnist(tmp_path)
+
+
+@pytest.mark.realdata
+def test_real_fashion_mnist(fashion_mnist):
+    tr, te = load_fashion_mnist(fashion_mnist)
+    assert tr.images.shape == (60000, 1, 28, 28) and te.images.shape == (10000, 1, 28, 28)
+    assert np.bincount(tr.labels).tolist() == [6000] * 10 and np.bincount(te.labels).tolist() == [1000] * 10
+    assert tr.images.mean() == pytest.approx(72.94, abs=0.01) and te.images.mean() == pytest.approx(73.15, abs=0.01)
+
+
+def test_kl_matches_torch_distributions_closed_form():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar = torch.randn(6, 5, generator=g), torch.randn(6, 5, generator=g)
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros(5), torch.ones(5))
+    want = torch.distributions.kl_divergence(q, p).sum(1)
+    assert torch.allclose(kl_standard_normal(mu, logvar), want, atol=1e-5)
+    assert kl_standard_normal(torch.zeros(2, 3), torch.zeros(2, 3)).abs().max() == 0  # q = prior
+    # by hand: mu = 1, sigma^2 = e: 0.5 * (e + 1 - 1 - 1) = (e - 1) / 2
+    assert kl_standard_normal(torch.ones(1, 1), torch.ones(1, 1)).item() == pytest.approx((np.e - 1) / 2, rel=1e-6)
+
+
+def test_elbo_pieces_add_up_and_match_hand_values():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 1, 28, 28, generator=g)
+    logits = torch.randn(4, 1, 28, 28, generator=g)
+    mu, logvar = torch.randn(4, 8, generator=g), torch.randn(4, 8, generator=g)
+    for beta in (0.5, 1.0, 4.0):
+        total, parts = elbo_loss(logits, x, mu, logvar, beta)
+        assert total.item() == pytest.approx(parts["recon"].item() + beta * parts["kl"].item(), rel=1e-6)
+    p = torch.sigmoid(logits)
+    bce = -(x * p.log() + (1 - x) * (1 - p).log()).flatten(1).sum(1)
+    assert torch.allclose(reconstruction_nll(logits, x), bce, rtol=1e-4)
+    gauss = reconstruction_nll(p, x, "gaussian")
+    want = 0.5 * (p - x).pow(2).flatten(1).sum(1) + 0.5 * 784 * np.log(2 * np.pi)
+    assert torch.allclose(gauss, want, rtol=1e-6)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="beta must be > 0"):
+            elbo_loss(logits, x, mu, logvar, bad)
+    with pytest.raises(ValueError, match="unknown likelihood"):
+        reconstruction_nll(logits, x, "poisson")
+
+
+@pytest.mark.parametrize("name,latent", [("vae", 32), ("conv-vae", 64), ("cvae", 64)])
+def test_vae_models_shapes_sampling_and_conditioning(name, latent):
+    torch.manual_seed(0)
+    m = create_vae_model(name)
+    x, y = torch.rand(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4])
+    out = m.train()(x, y)
+    assert out["out"].shape == (5, 1, 28, 28) and out["mu"].shape == (5, latent) and out["logvar"].shape == (5, latent)
+    assert not torch.equal(out["z"], out["mu"])  # training: z = mu + sigma * eps
+    ev = m.eval()(x, y)
+    assert torch.equal(ev["z"], ev["mu"])
+    s = m.sample(3, torch.tensor([4, 4, 4]), generator=torch.Generator().manual_seed(0))
+    assert s.shape == (3, 1, 28, 28) and 0 <= s.min() and s.max() <= 1
+    assert create_vae_model(name, latent_dim=7)(x, y)["mu"].shape == (5, 7)
+    if name == "cvae":
+        z = torch.randn(2, latent)
+        assert not torch.allclose(m.decode(z, torch.tensor([0, 0])), m.decode(z, torch.tensor([9, 9])))
+        with pytest.raises(ValueError, match="conditional"):
+            m(x)
+        with pytest.raises(ValueError, match="0..9"):
+            m(x, torch.tensor([0, 1, 2, 3, 10]))
+
+
+def test_unknown_vae_model_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="conv-vae"):
+        create_vae_model("gan")
