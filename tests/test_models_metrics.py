@@ -132,7 +132,8 @@ def test_readme_documents_every_config_field_and_colour():
     from vislab.data import COLOUR_MAP
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for line in (C.markdown_reference().splitlines()[2:] + C.markdown_reference(C.CifarRunConfig).splitlines()[2:]
-                 + C.markdown_reference(C.SiameseRunConfig).splitlines()[2:]):
+                 + C.markdown_reference(C.SiameseRunConfig).splitlines()[2:]
+                 + C.markdown_reference(C.VaeRunConfig).splitlines()[2:]):
         field = line.split("`")[1]
         assert f"`{field}`" in readme, f"README does not document {field}"
     for raw, std in COLOUR_MAP.items():
@@ -167,6 +168,7 @@ def test_every_shipped_config_validates():
     assert len(files) >= 3
     for f in files:
         model = (C.CifarRunConfig if f.name.startswith("cifar") else
-                 C.SiameseRunConfig if f.name.startswith("siamese") else C.RunConfig)
+                 C.SiameseRunConfig if f.name.startswith("siamese") else
+                 C.VaeRunConfig if f.name.startswith("vae") else C.RunConfig)
         cfg = C.load_config(f, [], model=model)
         assert cfg.train.filled().epochs >= 1, f

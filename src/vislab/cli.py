@@ -1,6 +1,7 @@
 """Command line: `vislab fashion eda | train | evaluate | compare | predict`,
 `vislab cifar models | preview | train | evaluate | compare`,
-`vislab siamese train | search | evaluate | verify | gallery | margins`, `vislab demo`.
+`vislab siamese train | search | evaluate | verify | gallery | margins | splits | baseline`,
+`vislab vae train` (generative lab, in progress), `vislab demo`.
 
 Every config field can be set as a trailing `section.field=value` override; the common ones
 also have flags. Precedence: defaults < --config YAML < flags < overrides.
@@ -20,6 +21,8 @@ fashion_app = typer.Typer(no_args_is_help=True, help="Fashion attributes: one ba
 app.add_typer(fashion_app, name="fashion")
 cifar_app = typer.Typer(no_args_is_help=True, help="CIFAR-10: MLP, CNNs, block CNNs, transfer learning, fastnet.")
 app.add_typer(cifar_app, name="cifar")
+vae_app = typer.Typer(no_args_is_help=True, help="Generative lab (in progress): VAEs on Fashion-MNIST.")
+app.add_typer(vae_app, name="vae")
 siamese_app = typer.Typer(no_args_is_help=True, help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
 app.add_typer(siamese_app, name="siamese")
 console = Console()
@@ -538,6 +541,36 @@ def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, d
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, miner=miner, epochs=epochs, out=out)
     folder = siamese.compare_margins(cfg, [float(m) for m in margins.split(",") if m.strip()], progress)
     console.print(f"margin report: {folder / 'report.html'}")
+
+
+# --------------------------------------------------------------------------- generative lab (in progress)
+
+VAE_FLAGS = {"data": "data.root", "model": "model.name", "beta": "model.beta", "latent_dim": "model.latent_dim",
+             "likelihood": "model.likelihood", "epochs": "train.epochs", "batch_size": "train.batch_size",
+             "lr": "train.lr", "accelerator": "train.accelerator", "seed": "train.seed", "out": "out_dir", "name": "name"}
+
+
+@vae_app.command("train")
+@friendly
+def vae_train_cmd(overrides: Overrides = None, config: ConfigOpt = None,
+                  data: Annotated[Optional[str], typer.Option("--data", help="Folder of the four Fashion-MNIST IDX files.")] = None,
+                  model: Annotated[Optional[str], typer.Option("--model", "-m", help="vae, conv-vae or cvae.")] = None,
+                  beta: Annotated[Optional[float], typer.Option(help="KL weight (> 0).")] = None,
+                  latent_dim: Annotated[Optional[int], typer.Option(help="Latent size.")] = None,
+                  likelihood: Annotated[Optional[str], typer.Option(help="bernoulli or gaussian.")] = None,
+                  epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None, accelerator: AccelOpt = None,
+                  seed: SeedOpt = None, resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None,
+                  progress: ProgressOpt = True):
+    """Train a VAE; writes checkpoints, logs, test loss per image in nats, reconstruction and sample grids."""
+    from . import vae
+    from .config import VaeRunConfig
+    cfg = build_lab_config(VaeRunConfig, VAE_FLAGS, config, overrides, None, data=data, model=model, beta=beta,
+                           latent_dim=latent_dim, likelihood=likelihood, epochs=epochs, batch_size=batch_size, lr=lr,
+                           accelerator=accelerator, seed=seed, out=out, name=name)
+    run_dir = vae.train(cfg, resume=resume, progress=progress)
+    m = json.loads((run_dir / "metrics.json").read_text())["test_nats_per_image"]
+    console.print(f"test, nats per image ({m['likelihood']}): total {m['total']:.2f} = reconstruction {m['recon']:.2f}"
+                  f" + {m['beta']:g} x KL {m['kl']:.2f}\nrun folder: {run_dir}")
 
 
 REPO_DEMO = Path(__file__).resolve().parents[2] / "configs" / "demo.yaml"

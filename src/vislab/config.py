@@ -114,6 +114,9 @@ RECIPES: dict[str, dict[str, Any]] = {
     # of the head's lr (the most robust setting over five person splits, README).
     "siamese-step": _COMMON | dict(optimizer="adam", scheduler="step", step_size=5, gamma=0.5, lr=1e-4, epochs=10,
                                    weight_decay=0.0, backbone_lr_mult=0.1, grad_clip=None, batch_size=32),
+    # Generative lab: Adam 1e-3, constant, 20 epochs, batch 128.
+    "vae-adam": _COMMON | dict(optimizer="adam", scheduler="constant", lr=1e-3, epochs=20, weight_decay=0.0,
+                               backbone_lr_mult=1.0, grad_clip=None, batch_size=128),
 }
 
 
@@ -404,6 +407,63 @@ class SiameseRunConfig(_Strict):
             train = dict(raw.get("train") or {})
             train.setdefault("recipe", "siamese-step")
             train.setdefault("monitor", "val_auc")
+            raw = {**raw, "train": train}
+        return raw
+
+
+# --------------------------------------------------------------------------- generative lab
+
+
+class VaeDataConfig(_Strict):
+    source: Literal["idx", "torchvision"] = "idx"
+    """idx: the four original IDX files in root (.gz or not); torchvision: FashionMNIST(root, download=...)."""
+    root: str = "../shared/data/fashion-mnist"
+    """Folder of the IDX files (or torchvision's root)."""
+    download: bool = True
+    """source=torchvision: download when missing (needs internet; a clear error otherwise)."""
+    val_per_class: int = 500
+    """Validation images per class, taken from train (picks the best epoch); test is reported."""
+    limit_per_class: int | None = None
+    """Use at most N training images per class (quick runs); test stays whole."""
+    seed: int = 42
+    """Seed of the validation split."""
+
+
+class VaeModelConfig(_Strict):
+    name: Literal["vae", "conv-vae", "cvae"] = "conv-vae"
+    """vae (fully connected) | conv-vae | cvae (conv VAE conditioned on the class)."""
+    latent_dim: int | None = None
+    """null: the model's own (vae 32, conv-vae/cvae 64)."""
+    beta: float = 1.0
+    """Weight of the KL term (beta-VAE); must be > 0."""
+    likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
+    """Reconstruction term: Bernoulli (binary cross-entropy summed over pixels) or unit-variance Gaussian (MSE)."""
+
+    @field_validator("beta")
+    @classmethod
+    def _positive_beta(cls, v):
+        if not v > 0:
+            raise ValueError(f"beta must be > 0, got {v}")
+        return v
+
+
+class VaeRunConfig(_Strict):
+    name: str = "vae"
+    """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
+    out_dir: str = "runs"
+    """Where run folders go."""
+    data: VaeDataConfig = Field(default_factory=VaeDataConfig)
+    model: VaeModelConfig = Field(default_factory=VaeModelConfig)
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="vae-adam", augment=False))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vae_defaults(cls, raw):
+        """A train section without recipe gets vae-adam, and no augmentation (a VAE models the images as they are)."""
+        if isinstance(raw, dict):
+            train = dict(raw.get("train") or {})
+            train.setdefault("recipe", "vae-adam")
+            train.setdefault("augment", False)
             raw = {**raw, "train": train}
         return raw
 

@@ -7,7 +7,8 @@ metrics module (`update(outputs, targets, parts)`, `compute()`, `reset()`).
 The engine does the rest: devices/precision/DDP, recipes (optimizer, scheduler, clipping),
 progress, CSV + TensorBoard logs, best/last checkpoints (best by `train.monitor`), exact
 resume, NaN stops. A training dataset with `set_epoch(epoch)` is told each epoch before it is
-iterated (the Siamese lab redraws its pairs there), like a distributed sampler.
+iterated (the Siamese lab redraws its pairs there), like a distributed sampler. A model with
+`forward_takes_targets = True` is called as model(x, y) (class-conditional VAEs).
 """
 from __future__ import annotations
 
@@ -253,7 +254,7 @@ class Trainer:
             if transform is not None:
                 x = transform(x)
             with self.fabric.autocast():
-                o = model(x)
+                o = model(x, y) if getattr(model, "forward_takes_targets", False) else model(x)
             loss, parts = objective(o, y)
             metrics.update(o, y, parts)
             if collect:
@@ -310,6 +311,7 @@ class Trainer:
             transform.channels_last = cfg.channels_last
         train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader, move_to_device=True)
         grad_clip = cfg.resolved()["grad_clip"]
+        takes_y = getattr(model, "forward_takes_targets", False)  # e.g. a class-conditional VAE
         train_metrics = objective.make_metrics(train=True).to(fabric.device)
         writer = self._tensorboard()
         csv_path = self.out_dir / "history.csv"
@@ -332,7 +334,7 @@ class Trainer:
                 if transform is not None:
                     x = transform(x, aug_gen)
                 with fabric.autocast():
-                    out = model(x)
+                    out = model(x, y) if takes_y else model(x)
                 loss, parts = objective(out, y)
                 if not torch.isfinite(loss):
                     self._close_bar(bar)

@@ -4,9 +4,9 @@
     create_vae_model("conv-vae")   convolutional, latent 64
     create_vae_model("cvae")       the conv VAE conditioned on the class (one-hot into encoder and decoder)
 
-Every model maps x in [0, 1] (N, 1, 28, 28) to {"out", "mu", "logvar", "z"}: `out` are the
+Every model maps x in [0, 1] (N, 1, 28, 28) to {"out", "mu", "logvar", "z", "x"}: `out` are the
 decoder's logits (Bernoulli likelihood) or means (Gaussian), `z` the reparameterised sample
-mu + sigma * eps (mu itself in eval mode unless `sample=True`). beta-VAE is any of them trained
+mu + sigma * eps (mu itself in eval mode unless `sample=True`), `x` the input (for the loss). beta-VAE is any of them trained
 with beta != 1 (`losses.elbo_loss`). `decode(z, y)` and `sample(n, y)` generate.
 """
 from __future__ import annotations
@@ -19,6 +19,7 @@ IMAGE_SHAPE = (1, 28, 28)
 
 class _VAE(nn.Module):
     conditional = False
+    forward_takes_targets = True  # the engine passes the labels: cvae needs them, the others ignore them
 
     def __init__(self, latent_dim: int, num_classes: int = 10):
         super().__init__()
@@ -48,7 +49,7 @@ class _VAE(nn.Module):
         mu, logvar = self.encode(x, y)
         draw = self.training if sample is None else sample
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if draw else mu
-        return {"out": self.decode(z, y), "mu": mu, "logvar": logvar, "z": z}
+        return {"out": self.decode(z, y), "mu": mu, "logvar": logvar, "z": z, "x": x}
 
     @torch.no_grad()
     def sample(self, n: int, y=None, generator: torch.Generator | None = None) -> torch.Tensor:
