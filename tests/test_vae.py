@@ -169,3 +169,20 @@ def test_vae_config_refuses_bad_beta():
     with pytest.raises(ValueError, match="beta must be > 0"):
         VaeRunConfig.model_validate({"model": {"beta": 0}})
     assert VaeRunConfig().train.augment is False and VaeRunConfig().train.filled().optimizer == "adam"
+
+
+def test_fid_of_a_set_against_itself_is_zero_and_against_a_shifted_set_positive():
+    from vislab.metrics import frechet_distance
+    from vislab.vae_models import ClassifierFeatures, FashionClassifier
+    torch.manual_seed(0)
+    ext = ClassifierFeatures(FashionClassifier())  # untrained weights: the properties hold for any extractor
+    g = torch.Generator().manual_seed(1)
+    a = (torch.rand(400, 1, 28, 28, generator=g) * 200).to(torch.uint8)
+    b = (torch.rand(400, 1, 28, 28, generator=g) * 200).to(torch.uint8)  # same distribution, other draw
+    shifted = a // 4  # the same images, darker
+    same = frechet_distance(a, a, ext)
+    near = frechet_distance(a, b, ext)
+    far = frechet_distance(a, shifted, ext)
+    assert abs(same) < 1e-6 * far and far > 50 * near > 0  # measured: ~1e-15, 1.9e-5, 2.8e-3 (random weights)
+    assert frechet_distance(a.float() / 255, shifted, ext) == pytest.approx(far, rel=1e-3)  # uint8 or [0, 1] floats
+    assert ext.train().training is False and FashionClassifier()(torch.rand(2, 1, 28, 28)).shape == (2, 10)

@@ -152,3 +152,20 @@ def confused_pairs(cm, class_names, top: int = 5) -> list[tuple[str, str, int, f
         tot = rows[i[k]] + rows[j[k]]
         out.append((str(class_names[i[k]]), str(class_names[j[k]]), int(n[k]), float(n[k] / tot) if tot > 0 else 0.0))
     return out
+
+
+def frechet_distance(real, fake, extractor, batch_size: int = 1000) -> float:
+    """FID between two image sets in the feature space of `extractor` (a module mapping images to
+    (N, d) features, with `num_features`), via torchmetrics' FrechetInceptionDistance: ||mu_r - mu_f||^2 +
+    Tr(S_r + S_f - 2 (S_r S_f)^(1/2)). Images are (N, C, H, W), uint8 or float in [0, 1]. FID values are
+    comparable only within one extractor."""
+    from torchmetrics.image.fid import FrechetInceptionDistance
+    fid = FrechetInceptionDistance(feature=extractor, normalize=True, reset_real_features=True)
+    for imgs, is_real in ((real, True), (fake, False)):
+        t = torch.as_tensor(np.asarray(imgs)) if not isinstance(imgs, torch.Tensor) else imgs
+        if len(t) < 2:
+            raise ValueError("FID needs at least 2 images per set")
+        for i in range(0, len(t), batch_size):
+            b = t[i:i + batch_size]
+            fid.update(b.float().div(255.0) if b.dtype == torch.uint8 else b.float(), real=is_real)
+    return float(fid.compute())

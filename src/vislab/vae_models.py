@@ -119,3 +119,46 @@ def create_vae_model(name: str, latent_dim: int | None = None, num_classes: int 
         raise ValueError(f"unknown VAE model {name!r}; models are {sorted(VAE_MODELS)}")
     kw = {"num_classes": num_classes} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
     return VAE_MODELS[name](**kw)
+
+
+# --------------------------------------------------------------------------- classifier (FID features, controllability)
+
+
+class FashionClassifier(nn.Module):
+    """A small CNN for 28x28 grayscale in [0, 1]: [conv3-BN-ReLU] x2 (32 ch) -> max-pool -> [conv3-BN-ReLU] x2
+    (64 ch) -> max-pool -> fc 128 -> ReLU -> dropout -> fc 10. Its 128-d penultimate layer is the
+    generative lab's offline FID feature space; its predictions measure the cVAE's controllability."""
+    num_features = 128
+
+    def __init__(self, num_classes: int = 10, dropout: float = 0.3):
+        super().__init__()
+
+        def block(cin, cout):
+            return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+
+        self.body = nn.Sequential(*block(1, 32), *block(32, 32), nn.MaxPool2d(2), *block(32, 64), *block(64, 64),
+                                  nn.MaxPool2d(2), nn.Flatten(), nn.Linear(64 * 7 * 7, self.num_features), nn.ReLU())
+        self.drop, self.head = nn.Dropout(dropout), nn.Linear(self.num_features, num_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.drop(self.features(x)))
+
+
+class ClassifierFeatures(nn.Module):
+    """The frozen classifier's penultimate features as an FID extractor (uint8 or [0, 1] float input)."""
+
+    def __init__(self, classifier: FashionClassifier):
+        super().__init__()
+        self.classifier = classifier.eval().requires_grad_(False)
+        self.num_features = classifier.num_features
+
+    def train(self, mode: bool = True):
+        return super().train(False)  # always eval: BatchNorm statistics and dropout fixed
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float().div(255.0) if x.dtype == torch.uint8 else x.float()
+        return self.classifier.features(x).double()
