@@ -25,9 +25,9 @@ from .cifar_models import cifar_model_table, create_cifar_model
 from .config import CifarRunConfig, default_cifar_recipe
 from .data import DataError, batch_loader
 from .datasets import ImageSet, load_cifar_pickles, load_folder, load_torchvision_cifar, take_per_class, val_split
-from .engine import ClassificationObjective, FlipTTA, Trainer, make_fabric, new_run_dir, seed_all
+from .engine import ClassificationObjective, FlipTTA, Trainer, new_run_dir, open_run, seed_all
 from .metrics import confused_pairs, confusion_counts, per_class_report
-from .report import Section, Table, flat_config, hardware, to_yaml, write_report
+from .report import Section, Table, flat_config, hardware, write_report
 
 TASK = "label"
 
@@ -133,11 +133,7 @@ def train(cfg: CifarRunConfig, resume: str | Path | None = None, progress: bool 
           data: CifarData | None = None) -> Path:
     """Train one model; returns the run folder (checkpoints, history.csv, metrics.json, report.html)."""
     console = _console()
-    if resume:
-        cfg = CifarRunConfig.model_validate(ckpt.read_meta(Path(resume) / "checkpoints" / "last.safetensors")["config"])
-    fabric = make_fabric(cfg.train)
-    fabric.launch()
-    run_dir = Path(resume) if resume else fabric.broadcast(new_run_dir(cfg.out_dir, cfg.name) if fabric.is_global_zero else None)
+    cfg, fabric, run_dir = open_run(cfg, resume)
     with fabric.rank_zero_first():
         data = data or load_data(cfg, progress=progress and fabric.is_global_zero)
     tc = cfg.train.filled()
@@ -153,7 +149,6 @@ def train(cfg: CifarRunConfig, resume: str | Path | None = None, progress: bool 
     meta = {"lab": "cifar", "config": cfg.model_dump(mode="json"), "classes": data.classes, "model": cfg.model.name,
             "mean": mean, "std": std, "trainable_params": params, "image_size": list(cfg.data.image_size)}
     if fabric.is_global_zero:
-        (run_dir / "config.yaml").write_text(to_yaml(cfg.model_dump(mode="json")))
         console.print(f"{cfg.model.name}: {params:,} trainable parameters; recipe {tc.recipe} ({tc.optimizer}, lr {tc.lr}, "
                       f"{tc.scheduler}, {tc.epochs} epochs, batch {tc.batch_size}); augmentation {transform.kind}; "
                       f"train {len(data.train_rows)}, val {len(data.val_rows)}, test {len(data.test)}")

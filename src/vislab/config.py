@@ -454,16 +454,18 @@ class VaeRunConfig(_Strict):
     """Where run folders go."""
     data: VaeDataConfig = Field(default_factory=VaeDataConfig)
     model: VaeModelConfig = Field(default_factory=VaeModelConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="vae-adam", augment=False))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="vae-adam", augment=False, channels_last=False))
 
     @model_validator(mode="before")
     @classmethod
     def _vae_defaults(cls, raw):
-        """A train section without recipe gets vae-adam, and no augmentation (a VAE models the images as they are)."""
+        """A train section without recipe gets vae-adam, no augmentation (a VAE models the images as they are)
+        and no channels_last (1-channel 28x28 images and fully connected layers gain nothing from it)."""
         if isinstance(raw, dict):
             train = dict(raw.get("train") or {})
             train.setdefault("recipe", "vae-adam")
             train.setdefault("augment", False)
+            train.setdefault("channels_last", False)
             raw = {**raw, "train": train}
         return raw
 

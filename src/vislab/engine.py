@@ -181,6 +181,28 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
     return d
 
 
+def open_run(cfg, resume: str | Path | None = None, run_dir: str | Path | None = None):
+    """Start (or resume) a run of any lab: (cfg, fabric, run_dir).
+
+    Resuming reads the run's own config from its last checkpoint (so the resumed run is the same
+    run); otherwise the run folder is `run_dir` or a fresh out_dir/name[-k]. Launches Fabric and
+    writes config.yaml (rank 0)."""
+    from .report import to_yaml
+    if resume:
+        cfg = type(cfg).model_validate(ckpt.read_meta(Path(resume) / "checkpoints" / "last.safetensors")["config"])
+    fabric = make_fabric(cfg.train)
+    fabric.launch()
+    if resume:
+        run_dir = Path(resume)
+    elif run_dir is None:
+        run_dir = fabric.broadcast(new_run_dir(cfg.out_dir, cfg.name) if fabric.is_global_zero else None)
+    run_dir = Path(run_dir)
+    if fabric.is_global_zero:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(to_yaml(cfg.model_dump(mode="json")))
+    return cfg, fabric, run_dir
+
+
 # --------------------------------------------------------------------------- loop
 
 

@@ -22,10 +22,10 @@ from . import checkpoint as ckpt
 from . import data as D
 from . import plots
 from .config import RunConfig
-from .engine import ClassificationObjective, Trainer, make_fabric, new_run_dir, seed_all
+from .engine import ClassificationObjective, Trainer, new_run_dir, open_run, seed_all
 from .metrics import majority_baseline
 from .models import HeadsOnly, MultiTaskNet
-from .report import Section, Table, flat_config as _flat_cfg, hardware, to_yaml as _yaml, write_report
+from .report import Section, Table, flat_config as _flat_cfg, hardware, write_report
 
 
 def _console():
@@ -98,19 +98,10 @@ def checkpoint_meta(cfg: RunConfig, prepared: D.Prepared, net: MultiTaskNet) -> 
 def train(cfg: RunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True) -> Path:
     """Train one model; returns the run directory (checkpoints, history, metrics, report)."""
     console = _console()
-    if resume:  # the run's own config, so that the resumed run is the same run
-        saved = ckpt.read_meta(Path(resume) / "checkpoints" / "last.safetensors")
-        cfg = RunConfig.model_validate(saved["config"])
-    fabric = make_fabric(cfg.train)
-    fabric.launch()
-    if resume:
-        run_dir = Path(resume)
-    else:
-        run_dir = fabric.broadcast(new_run_dir(cfg.out_dir, cfg.name) if fabric.is_global_zero else None)
+    cfg, fabric, run_dir = open_run(cfg, resume)
     with fabric.rank_zero_first():
         prepared = prepare_data(cfg, progress=progress and fabric.is_global_zero)
     if fabric.is_global_zero:
-        (run_dir / "config.yaml").write_text(_yaml(cfg.model_dump(mode="json")))
         D.save_summary(prepared, run_dir / "data_summary.json")
         _print_cleaning(console, prepared)
     seed_all(cfg.train.seed)  # head (and from-scratch backbone) initialisation is part of the run's seed

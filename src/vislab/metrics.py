@@ -169,3 +169,26 @@ def frechet_distance(real, fake, extractor, batch_size: int = 1000) -> float:
             b = t[i:i + batch_size]
             fid.update(b.float().div(255.0) if b.dtype == torch.uint8 else b.float(), real=is_real)
     return float(fid.compute())
+
+
+class MeanParts(nn.Module):
+    """Batch-size-weighted mean of each scalar part of an objective ({"loss": ..., "kl": ...}) over an
+    epoch, as {"average": {...}}: the metrics of objectives without per-class scores (Siamese training,
+    VAEs)."""
+
+    def __init__(self):
+        super().__init__()
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.n = 0
+
+    def update(self, outputs, targets, parts) -> None:
+        n = len(targets)
+        for k, v in parts.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v) * n
+        self.n += n
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        return {"average": {k: v / max(self.n, 1) for k, v in self.sums.items()}}

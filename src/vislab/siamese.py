@@ -31,10 +31,12 @@ from torch import nn
 from . import checkpoint as ckpt
 from . import plots
 from .config import SiameseRunConfig
-from .data import BatchTransform, DataError, ImageError, batch_loader, load_image
+from .data import OK as DECODED
+from .data import BatchTransform, DataError, ImageError, batch_loader, decode_images, load_image
 from .datasets import IMAGE_EXTS, load_folder
-from .engine import Trainer, make_fabric, new_run_dir, seed_all
-from .losses import DISTANCES, contrastive_loss
+from .engine import Trainer, new_run_dir, open_run, seed_all
+from .losses import DISTANCES, contrastive_loss, triplet_loss
+from .metrics import MeanParts
 from .models import EmbeddingNet
 from .pairs import PairSampler, PersonSplit, TripletSampler, split_people
 from .report import Section, Table, flat_config, hardware, to_yaml, write_report
@@ -65,6 +67,11 @@ class FaceData:
         out = [[k, v["people"], v["images"]] for k, v in sz.items()]
         out += [[f"excluded: {k}", n, ""] for k, n in self.excluded.items()]
         return out
+
+
+def on_split(cfg: SiameseRunConfig, seed: int) -> SiameseRunConfig:
+    """cfg on another person split (data.seed)."""
+    return cfg.model_copy(update={"data": cfg.data.model_copy(update={"seed": seed})})
 
 
 def load_data(cfg: SiameseRunConfig, progress: bool = True) -> FaceData:
@@ -162,7 +169,9 @@ class SiameseObjective:
         self.dist = DISTANCES[self.distance]
         if loss == "contrastive":
             contrastive_loss(torch.zeros(1), torch.ones(1), margin, form)  # validates
-        self._pml = None
+        else:
+            self.triplet = triplet_loss(margin, self.distance)  # sampled (a, p, n) batches
+            self.pml_loss, self.pml_miner = self._pml(miner)  # labelled batches: all or mined triplets
 
     @classmethod
     def from_config(cls, cfg: SiameseRunConfig) -> "SiameseObjective":
@@ -174,34 +183,30 @@ class SiameseObjective:
             return f"contrastive ({self.form}, margin {self.margin:g})"
         return f"triplet ({self.distance}, margin {self.margin:g}, miner {self.miner})"
 
-    def _pml_loss(self, mined: bool):
+    def _pml(self, miner: str):
+        """pytorch-metric-learning's triplet loss (mean over triplets, as torch's) and the miner, same distance."""
         from pytorch_metric_learning import distances, losses, miners, reducers
         dist = (distances.LpDistance(normalize_embeddings=False) if self.distance == "euclidean"
                 else distances.CosineSimilarity())
         loss = losses.TripletMarginLoss(margin=self.margin, distance=dist, reducer=reducers.MeanReducer())
-        miner = None
-        if mined and self.miner == "batch-hard":
-            miner = miners.BatchHardMiner(distance=dist)
-        elif mined and self.miner == "semi-hard":
-            miner = miners.TripletMarginMiner(margin=self.margin, type_of_triplets="semihard", distance=dist)
-        return loss, miner
+        if miner == "batch-hard":
+            return loss, miners.BatchHardMiner(distance=dist)
+        if miner == "semi-hard":
+            return loss, miners.TripletMarginMiner(margin=self.margin, type_of_triplets="semihard", distance=dist)
+        return loss, None
 
     def __call__(self, out: torch.Tensor, y: torch.Tensor, mined: bool = True):
         out = out.float()
         n, b = out.shape[0], y.shape[0]
-        if n == 2 * b and b > 0:
-            d = self.dist(out[:b], out[b:])
-            if self.loss == "contrastive":
-                loss = contrastive_loss(d, y, self.margin, self.form)
-            else:  # a triplet model scored on pairs: the triplet hinge needs triplets; report the contrastive value
-                loss = contrastive_loss(d, y, self.margin, "hadsell")
-        elif n == 3 * b and b > 0:
-            a, p, ng = out[:b], out[b:2 * b], out[2 * b:]
-            loss = (self.dist(a, p) - self.dist(a, ng) + self.margin).clamp_min(0).mean()
+        if n == 2 * b and b > 0 and self.loss == "contrastive":
+            loss = contrastive_loss(self.dist(out[:b], out[b:]), y, self.margin, self.form)
+        elif n == 3 * b and b > 0 and self.loss == "triplet":
+            loss = self.triplet(out[:b], out[b:2 * b], out[2 * b:])
         elif n == b:
             loss = self.labelled_loss(out, y, mined)
         else:
-            raise ValueError(f"batch of {n} embeddings and {b} labels: expected 1, 2 or 3 embeddings per label")
+            raise ValueError(f"batch of {n} embeddings and {b} labels: a {self.loss} objective takes "
+                             f"{'2' if self.loss == 'contrastive' else '3'} embeddings per label, or 1 (labelled images)")
         return loss, {"loss": loss.detach()}
 
     def labelled_loss(self, emb: torch.Tensor, labels: torch.Tensor, mined: bool = True) -> torch.Tensor:
@@ -210,41 +215,33 @@ class SiameseObjective:
             i, j = torch.triu_indices(len(emb), len(emb), 1, device=emb.device)
             d = self.dist(emb[i], emb[j])
             return contrastive_loss(d, (labels[i] == labels[j]).long(), self.margin, self.form)
-        if self._pml is None or self._pml[0] != mined:
-            self._pml = (mined, *self._pml_loss(mined))
-        _, loss_fn, miner = self._pml
-        tuples = miner(emb, labels) if miner is not None else None
-        return loss_fn(emb, labels, tuples)
+        tuples = self.pml_miner(emb, labels) if mined and self.pml_miner is not None else None
+        return self.pml_loss(emb, labels, tuples)
 
-    def make_metrics(self, train: bool = False, sync: bool = True) -> "VerificationMetrics":
-        return VerificationMetrics(self, train)
+    def make_metrics(self, train: bool = False, sync: bool = True) -> nn.Module:
+        """Training: the mean loss; evaluation: verification over all pairs (VerificationMetrics)."""
+        return MeanParts() if train else VerificationMetrics(self)
 
 
 class VerificationMetrics(nn.Module):
-    """Training: the mean loss. Evaluation: embeddings of a labelled set, then over ALL its pairs the
-    verification AUC and EER, and the loss of the whole set (one number, independent of batching)."""
+    """Evaluation: embeddings of a labelled set, then over ALL its pairs the verification AUC and EER,
+    and the loss of the whole set (one number, independent of batching)."""
 
-    def __init__(self, objective: SiameseObjective, train: bool):
+    def __init__(self, objective: SiameseObjective):
         super().__init__()
-        self.objective, self.train_mode = objective, train
+        self.objective = objective
         self.reset()
 
     def reset(self) -> None:
-        self.loss_sum, self.count, self.emb, self.lab = 0.0, 0, [], []
+        self.emb, self.lab = [], []
 
     def update(self, out, y, parts=None) -> None:
-        if self.train_mode:
-            self.loss_sum += float(parts["loss"]) * len(y)
-            self.count += len(y)
-            return
         if len(out) != len(y):
             raise ValueError("validation batches must be labelled images (one embedding per label)")
         self.emb.append(out.detach().float().cpu())
         self.lab.append(y.detach().cpu())
 
     def compute(self) -> dict[str, dict[str, float]]:
-        if self.train_mode:
-            return {"average": {"loss": self.loss_sum / max(self.count, 1)}}
         if not self.emb:
             return {"average": {}}
         emb, lab = torch.cat(self.emb), torch.cat(self.lab)
@@ -385,16 +382,7 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
           data: FaceData | None = None, run_dir: str | Path | None = None) -> Path:
     """Train one embedding network; returns the run folder (checkpoints, history.csv, metrics.json, report.html)."""
     console = _console()
-    if resume:
-        cfg = SiameseRunConfig.model_validate(ckpt.read_meta(Path(resume) / "checkpoints" / "last.safetensors")["config"])
-    fabric = make_fabric(cfg.train)
-    fabric.launch()
-    if resume:
-        run_dir = Path(resume)
-    elif run_dir is None:
-        run_dir = fabric.broadcast(new_run_dir(cfg.out_dir, cfg.name) if fabric.is_global_zero else None)
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg, fabric, run_dir = open_run(cfg, resume, run_dir)
     with fabric.rank_zero_first():
         data = data or load_data(cfg, progress=progress and fabric.is_global_zero)
     tc = cfg.train.filled()
@@ -407,7 +395,6 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
             "people": data.people, "split_people": {k: [data.people[p] for p in v] for k, v in data.split.people.items()},
             "image_size": list(cfg.data.image_size), "distance": objective.distance}
     if fabric.is_global_zero:
-        (run_dir / "config.yaml").write_text(to_yaml(cfg.model_dump(mode="json")))
         sz = data.split.sizes()
         console.print(f"siamese {cfg.model.backbone} -> {cfg.model.embedding_dim}-d; loss {objective.describe()}; "
                       f"{tc.optimizer} lr {tc.lr:g} {tc.scheduler} (step {tc.step_size}, gamma {tc.gamma:g}), "
@@ -484,7 +471,7 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
         {"threshold": threshold, "distance": distance, "calibration": calib, "checkpoint": str(path)}, indent=2))
     _print_summary(console, out)
     if plots_on:
-        _write_plots(run_dir, data, et, lt, it, dt_, st, test_v, threshold, seed)
+        _write_plots(run_dir, data, et, lt, it, dt_, st, test_v, threshold, seed, distance)
         write_run_report(run_dir, cfg, out, history)
     return out
 
@@ -508,15 +495,16 @@ def _print_summary(console, m: dict) -> None:
     console.print(t)
 
 
-def _write_plots(run_dir: Path, data: FaceData, et, lt, it, d, same, test_v, threshold, seed) -> None:
+def _write_plots(run_dir: Path, data: FaceData, et, lt, it, d, same, test_v, threshold, seed,
+                 distance: str = "euclidean") -> None:
     pdir = run_dir / "plots"
     plots.verification_roc({"test": test_v}, pdir / "roc.png")
     plots.distance_distributions({"test pairs": (d[same == 1], d[same == 0])}, pdir / "distances.png", threshold)
     q = _queries(lt, 5, seed)
-    nb, nd = nearest(et[q], et, 10, exclude_self=False)
+    nb, nd = nearest(et[q], et, 11, distance)  # the query itself comes first (distance 0): dropped
     rows, marks, dists = [], [], []
     for r, qi in enumerate(q):
-        keep = [(j, v) for j, v in zip(nb[r], nd[r]) if j != qi][:10] if len(lt) > 10 else [(j, v) for j, v in zip(nb[r], nd[r]) if j != qi]
+        keep = [(j, v) for j, v in zip(nb[r], nd[r]) if j != qi][:10]
         rows.append(data.images[it[[j for j, _ in keep]]])
         marks.append([lt[j] == lt[qi] for j, _ in keep])
         dists.append([v for _, v in keep])
@@ -641,16 +629,12 @@ def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top:
     if len(files) < top:
         raise DataError(f"{folder}: the gallery holds {len(files)} images, fewer than --top {top}")
     q = _read_face(query, meta["image_size"])
-    imgs, ok, bad = [], [], 0
-    for f in files:
-        try:
-            imgs.append(_read_face(f, meta["image_size"]))
-            ok.append(f)
-        except DataError:
-            bad += 1
+    imgs, status, _ = decode_images(files, tuple(meta["image_size"]), progress=False)  # cached: decoded once
+    keep = np.flatnonzero(status == DECODED)
+    ok, bad = [files[i] for i in keep], len(files) - len(keep)
     if len(ok) < top:
         raise DataError(f"{folder}: {len(ok)} readable images ({bad} unreadable), fewer than --top {top}")
-    g = np.stack(imgs)
+    g = np.asarray(imgs[keep])
     eg = embed(model, g, meta["mean"], meta["std"])
     eq = embed(model, q[None], meta["mean"], meta["std"])
     idx, dist = nearest(eq, eg, top, meta.get("distance", "euclidean"))
@@ -776,7 +760,7 @@ def search(cfg: SiameseRunConfig, trials: int | None = None, sampler: str | None
         console.print(f"trial {t.number} was interrupted; its parameters are queued again")
     done = len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
     if sc.splits:  # the first split is the one reported (best trial's run, per-loss table, retrain)
-        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"seed": sc.splits[0]})})
+        cfg = on_split(cfg, sc.splits[0])
     data = load_data(cfg, progress=progress)
     console.print(f"search: {trials} trials ({done} done), {kind} sampler, objective {sc.objective}; storage {url}")
 
@@ -785,8 +769,7 @@ def search(cfg: SiameseRunConfig, trials: int | None = None, sampler: str | None
 
     def split_data(seed: int) -> FaceData:
         if seed not in datas:
-            datas[seed] = load_data(cfg.model_copy(update={"data": cfg.data.model_copy(update={"seed": seed})}),
-                                    progress=False)
+            datas[seed] = load_data(on_split(cfg, seed), progress=False)
         return datas[seed]
 
     def objective(trial):
@@ -796,7 +779,7 @@ def search(cfg: SiameseRunConfig, trials: int | None = None, sampler: str | None
         for seed in seeds:  # one run per person split; the trial's value is their mean
             run = out / "trials" / f"trial-{trial.number:03d}" / (f"split-{seed}" if len(seeds) > 1 else "")
             c = with_params(cfg, p, name=run.name, out_dir=str(run.parent))
-            c = c.model_copy(update={"data": c.data.model_copy(update={"seed": seed})})
+            c = on_split(c, seed)
             train(c, progress=progress, report=False, data=split_data(seed), run_dir=run)
             hist = ckpt.read_meta(run / "checkpoints" / "last.safetensors").get("history", [])
             best = _best_row(hist, sc.objective)
@@ -907,8 +890,7 @@ def repeat_splits(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), baseline: bool 
     keys = ("auc", "eer", "accuracy", "balanced_accuracy", "precision_at_1", "map_at_r", "val_auc")
     rows: dict[str, list[dict]] = {"trained": [], "pretrained, no training": []}
     for seed in seeds:
-        c = cfg.model_copy(update={"name": f"seed-{seed}", "out_dir": str(out),
-                                   "data": cfg.data.model_copy(update={"seed": int(seed)})})
+        c = on_split(cfg, int(seed)).model_copy(update={"name": f"seed-{seed}", "out_dir": str(out)})
         data = load_data(c, progress=progress)
         run = train(c, progress=progress, data=data)
         m = json.loads((run / "metrics.json").read_text())

@@ -22,9 +22,10 @@ from . import plots
 from .config import VaeRunConfig
 from .data import batch_loader
 from .datasets import ImageSet, load_fashion_mnist, load_torchvision_fashion_mnist, take_per_class, val_split
-from .engine import Trainer, make_fabric, new_run_dir, seed_all
+from .engine import Trainer, open_run, seed_all
 from .losses import elbo_loss
-from .report import hardware, to_yaml
+from .metrics import MeanParts
+from .report import hardware
 from .vae_models import create_vae_model
 
 
@@ -63,38 +64,16 @@ class VAEObjective:
         self.beta, self.likelihood = beta, likelihood
 
     def __call__(self, out: dict, y: torch.Tensor):
-        return elbo_loss(out["out"], out["x"], out["mu"], out["logvar"], self.beta, self.likelihood)
+        total, parts = elbo_loss(out["out"], out["x"], out["mu"], out["logvar"], self.beta, self.likelihood)
+        return total, {"loss": parts["total"], "recon": parts["recon"], "kl": parts["kl"]}
 
-    def make_metrics(self, train: bool = False, sync: bool = True) -> "ElboMetrics":
-        return ElboMetrics()
-
-
-class ElboMetrics(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums, self.n = {"loss": 0.0, "recon": 0.0, "kl": 0.0}, 0
-
-    def update(self, out, y, parts) -> None:
-        n = len(y)
-        self.sums["loss"] += float(parts["total"]) * n
-        self.sums["recon"] += float(parts["recon"]) * n
-        self.sums["kl"] += float(parts["kl"]) * n
-        self.n += n
-
-    def compute(self) -> dict[str, dict[str, float]]:
-        return {"average": {k: v / max(self.n, 1) for k, v in self.sums.items()}}
+    def make_metrics(self, train: bool = False, sync: bool = True) -> MeanParts:
+        return MeanParts()  # mean loss (= total), recon and KL per image
 
 
 def train(cfg: VaeRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True,
           data: VaeData | None = None) -> Path:
-    if resume:
-        cfg = VaeRunConfig.model_validate(ckpt.read_meta(Path(resume) / "checkpoints" / "last.safetensors")["config"])
-    fabric = make_fabric(cfg.train)
-    fabric.launch()
-    run_dir = Path(resume) if resume else fabric.broadcast(new_run_dir(cfg.out_dir, cfg.name) if fabric.is_global_zero else None)
+    cfg, fabric, run_dir = open_run(cfg, resume)
     data = data or load_data(cfg)
     tc = cfg.train.filled()
     seed_all(tc.seed)
@@ -102,14 +81,11 @@ def train(cfg: VaeRunConfig, resume: str | Path | None = None, progress: bool = 
     objective = VAEObjective(cfg.model.beta, cfg.model.likelihood)
     meta = {"lab": "vae", "config": cfg.model_dump(mode="json"), "classes": data.train.classes,
             "likelihood": cfg.model.likelihood, "beta": cfg.model.beta}
-    if fabric.is_global_zero:
-        (run_dir / "config.yaml").write_text(to_yaml(cfg.model_dump(mode="json")))
     x = torch.from_numpy(np.array(data.train.images))
     y = torch.from_numpy(data.train.labels)
     loader = batch_loader(x, y, data.train_rows, tc.batch_size, shuffle=True, seed=tc.seed, drop_last=True)
     val_loader = batch_loader(x, y, data.val_rows, tc.eval_batch_size, shuffle=False)
-    trainer = Trainer(tc.model_copy(update={"channels_last": False}), run_dir, fabric=fabric, meta=meta,
-                      progress=progress)
+    trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress)
     trainer.fit(model, objective, loader, val_loader, ToUnit(), resume=bool(resume))
     if fabric.is_global_zero and report:
         evaluate_run(run_dir, data)
@@ -132,7 +108,7 @@ def test_loss(model: nn.Module, images: np.ndarray, labels: np.ndarray, beta: fl
               batch_size: int = 1000, seed: int = 0) -> dict[str, float]:
     """Mean total / reconstruction / KL per test image in nats, z sampled once per image (seeded)."""
     torch.manual_seed(seed)
-    obj, m = VAEObjective(beta, likelihood), ElboMetrics()
+    obj, m = VAEObjective(beta, likelihood), MeanParts()
     for i in range(0, len(images), batch_size):
         xb = torch.from_numpy(np.array(images[i:i + batch_size])).float().div(255)
         yb = torch.from_numpy(labels[i:i + batch_size])
