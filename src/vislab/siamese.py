@@ -442,7 +442,6 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
     """evaluate_run for a model in memory (`meta` gives mean, std and distance)."""
     console = console or _console()
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = source
     mean, std, distance = meta["mean"], meta["std"], meta.get("distance", "euclidean")
     t0 = time.time()
     ev, lv, _ = _split_embeddings(model, data, mean, std, "val")
@@ -455,7 +454,7 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
     at = accuracy_at(dt_, st, threshold)
     retr = retrieval_metrics(et.numpy(), lt, distance)
     calib = _calibrate(dv, sv)
-    out = {"loss": loss_name or SiameseObjective.from_config(cfg).describe(), "checkpoint": str(path),
+    out = {"loss": loss_name or SiameseObjective.from_config(cfg).describe(), "checkpoint": source,
            "best_epoch": meta.get("epoch"),
            "epochs": len(history or []), "test_people": int(len(np.unique(lt))), "test_images": int(len(lt)),
            "test_pairs": {"same": int(st.sum()), "different": int((1 - st).sum())},
@@ -468,7 +467,7 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
            "eval_seconds": round(time.time() - t0, 2)}
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     (run_dir / "verification.json").write_text(json.dumps(
-        {"threshold": threshold, "distance": distance, "calibration": calib, "checkpoint": str(path)}, indent=2))
+        {"threshold": threshold, "distance": distance, "calibration": calib, "checkpoint": source}, indent=2))
     _print_summary(console, out)
     if plots_on:
         _write_plots(run_dir, data, et, lt, it, dt_, st, test_v, threshold, seed, distance)
@@ -558,10 +557,11 @@ def evaluate(checkpoint: str | Path, out: str | Path | None = None, root: str | 
     return evaluate_run(run_dir, data, path=checkpoint)
 
 
-def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, progress: bool = True) -> dict:
+def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, progress: bool = True,
+                        data: FaceData | None = None) -> dict:
     """The starting point: the backbone's pretrained pooled features, L2-normalised, without any
     training, evaluated exactly like a trained model (threshold from validation, test people)."""
-    data = load_data(cfg, progress=progress)
+    data = data or load_data(cfg, progress=progress)
     model = build_model(cfg)
     model.proj = nn.Identity()
     model.normalize, model.relu = True, False
@@ -897,7 +897,7 @@ def repeat_splits(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), baseline: bool 
         rows["trained"].append({"seed": seed, "test_people": m["split"]["test"]["people"], **{k: m[k] for k in keys},
                                 "train_seconds": m["train_seconds"]})
         if baseline:
-            b = evaluate_pretrained(c, out / f"seed-{seed}-pretrained", progress=False)
+            b = evaluate_pretrained(c, out / f"seed-{seed}-pretrained", progress=False, data=data)
             rows["pretrained, no training"].append({"seed": seed, **{k: b[k] for k in keys}})
     summary = {name: {k: {"mean": float(np.mean([r[k] for r in rs])), "std": float(np.std([r[k] for r in rs], ddof=1))
                           if len(rs) > 1 else 0.0} for k in keys} for name, rs in rows.items() if rs}
