@@ -133,7 +133,8 @@ def test_readme_documents_every_config_field_and_colour():
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     for line in (C.markdown_reference().splitlines()[2:] + C.markdown_reference(C.CifarRunConfig).splitlines()[2:]
                  + C.markdown_reference(C.SiameseRunConfig).splitlines()[2:]
-                 + C.markdown_reference(C.VaeRunConfig).splitlines()[2:]):
+                 + C.markdown_reference(C.VaeRunConfig).splitlines()[2:]
+                 + C.markdown_reference(C.ClassifierRunConfig).splitlines()[2:]):
         field = line.split("`")[1]
         assert f"`{field}`" in readme, f"README does not document {field}"
     for raw, std in COLOUR_MAP.items():
@@ -161,14 +162,15 @@ def test_builtin_demo_settings_match_configs_demo_yaml():
 
 
 def test_every_shipped_config_validates():
-    """configs/*.yaml: cifar* files are CIFAR-10 lab runs, siamese* Siamese lab runs, the rest fashion runs;
-    none has a typo."""
+    """configs/*.yaml: cifar* files are CIFAR-10 lab runs, siamese* Siamese lab runs, vae* generative lab
+    runs, fmnist-classifier* its classifier, the rest fashion runs; none has a typo."""
     from pathlib import Path
     files = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
     assert len(files) >= 3
     for f in files:
         model = (C.CifarRunConfig if f.name.startswith("cifar") else
                  C.SiameseRunConfig if f.name.startswith("siamese") else
-                 C.VaeRunConfig if f.name.startswith("vae") else C.RunConfig)
+                 C.VaeRunConfig if f.name.startswith("vae") else
+                 C.ClassifierRunConfig if f.name.startswith("fmnist-classifier") else C.RunConfig)
         cfg = C.load_config(f, [], model=model)
         assert cfg.train.filled().epochs >= 1, f

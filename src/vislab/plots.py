@@ -807,3 +807,70 @@ def neighbour_grid(queries, neighbours, same, path, distances=None, title: str =
                 s.set_linewidth(2.5)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+# ===================================================================================== generative lab
+__all__ += ["mosaic_panels", "histograms"]
+
+
+def _mosaic(images, nrows: int, ncols: int, gap: int = 1) -> np.ndarray:
+    """(N, [1,] H, W) grayscale images in [0, 1] or uint8 -> one (nrows*(H+gap), ncols*(W+gap)) array, row-major."""
+    imgs = [np.asarray(_prep_image(a), dtype=np.float32) for a in _as_image_list(images)]
+    imgs = [a / 255.0 if a.max() > 1.0 else a for a in imgs]
+    if not imgs:
+        return np.zeros((1, 1), np.float32)
+    h, w = imgs[0].shape[:2]
+    out = np.ones((nrows * (h + gap) - gap, ncols * (w + gap) - gap), np.float32)
+    for i, a in enumerate(imgs[: nrows * ncols]):
+        r, c = divmod(i, ncols)
+        out[r * (h + gap): r * (h + gap) + h, c * (w + gap): c * (w + gap) + w] = a
+    return out
+
+
+def mosaic_panels(panels: Mapping[str, tuple[Any, int, int]], path, title: str = "",
+                  row_labels: Sequence[str] | None = None, col_labels: Sequence[str] | None = None,
+                  cell: float = 0.42) -> Path:
+    """One or more image mosaics side by side, each {panel title: (images, nrows, ncols)} with images
+    row-major; optional row labels (e.g. class names, latent dimensions) and column labels (e.g. traversal
+    values) on the axes. Grayscale only (the generative lab's 28x28 images)."""
+    items = list(panels.items())
+    if not items:
+        return _message_figure(path, title, "no images")
+    widths = [nc for _, (_, _, nc) in items]
+    nrows = max(nr for _, (_, nr, _) in items)
+    fig = _new_figure(cell * sum(widths) + 1.6 * len(items) + 0.4, cell * nrows + 1.2)
+    axes = np.atleast_1d(fig.subplots(1, len(items), squeeze=False, gridspec_kw={"width_ratios": widths})).ravel()
+    for ax, (name, (imgs, nr, nc)) in zip(axes, items):
+        m = _mosaic(imgs, nr, nc)
+        ax.imshow(m, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        h, w = (m.shape[0] + 1) / nr, (m.shape[1] + 1) / nc
+        ax.set_yticks([(i + 0.5) * h - 1 for i in range(nr)], [_short(s, 24) for s in row_labels[:nr]] if row_labels
+                      else [""] * nr, fontsize=8)
+        ax.set_xticks([(i + 0.5) * w - 1 for i in range(nc)], [str(s) for s in col_labels[:nc]] if col_labels
+                      else [""] * nc, fontsize=7)
+        ax.tick_params(length=0)
+        for s in ax.spines.values():
+            s.set_visible(False)
+        ax.set_title(name, fontsize=10)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def histograms(series: Mapping[str, Any], path, title: str, xlabel: str, bins: int | Sequence[float] = 50,
+               log_y: bool = False, density: bool = True) -> Path:
+    """Overlaid step histograms of several value sets (e.g. train and test pixel intensities)."""
+    fig = _new_figure(7, 4)
+    ax = fig.add_subplot()
+    for i, (name, v) in enumerate(series.items()):
+        v = to_numpy(v).ravel()
+        ax.hist(v, bins=bins, histtype="step", linewidth=1.5, density=density, color=_COLORS[i % len(_COLORS)],
+                label=f"{name} (n={len(v):,})")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density" if density else "count")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return _save(fig, path)

@@ -1,17 +1,22 @@
-"""Generative lab (issue 5, in progress): VAEs on Fashion-MNIST on the shared engine.
+"""Generative lab: VAEs on Fashion-MNIST on the shared engine.
 
-    data = load_data(cfg)        # IDX files -> uint8 (N, 1, 28, 28) in memory, per-class val split
-    run_dir = train(cfg)         # fit (best checkpoint by validation loss), then evaluate_run
-    evaluate_run(run_dir)        # test loss per image in nats (total, reconstruction, KL), grids
+    data = load_data(cfg)         # IDX files -> uint8 (N, 1, 28, 28) in memory, per-class val split
+    eda(cfg)                      # class balance, pixel intensities, non-zero pixels, examples per class
+    run_dir = train(cfg)          # fit (best checkpoint by validation loss), then evaluate_run
+    evaluate_run(run_dir)         # test nats (total, reconstruction, KL), FID, controllability, grids, report
+    sample(ckpt, 16, "Coat")      # a PNG grid of samples (of one class for the cVAE)
+    traverse(ckpt)                # latent traversal grid
+    compare([run_a, run_b, ...])  # the results table, traversals per beta, cVAE vs VAE grids
 
-Done so far: data, models, loss, training, test loss, reconstruction and sample grids. Still to
-come (see issue 5): EDA, traversals, the cVAE grids, the shipped classifier, FID, controllability.
+FID (a) uses the shipped Fashion-MNIST classifier's features (vae_classifier), FID (b) Inception-v3.
 """
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -19,14 +24,19 @@ from torch import nn
 
 from . import checkpoint as ckpt
 from . import plots
-from .config import VaeRunConfig
+from .config import VaeEvalConfig, VaeRunConfig
 from .data import batch_loader
 from .datasets import ImageSet, load_fashion_mnist, load_torchvision_fashion_mnist, take_per_class, val_split
 from .engine import Trainer, open_run, seed_all
 from .losses import elbo_loss
 from .metrics import MeanParts
-from .report import hardware
+from .report import Section, Table, flat_config, hardware, write_report
 from .vae_models import create_vae_model
+
+
+def _console():
+    from rich.console import Console
+    return Console()
 
 
 @dataclass
@@ -77,7 +87,7 @@ def train(cfg: VaeRunConfig, resume: str | Path | None = None, progress: bool = 
     data = data or load_data(cfg)
     tc = cfg.train.filled()
     seed_all(tc.seed)
-    model = create_vae_model(cfg.model.name, cfg.model.latent_dim)
+    model = build_model(cfg)
     objective = VAEObjective(cfg.model.beta, cfg.model.likelihood)
     meta = {"lab": "vae", "config": cfg.model_dump(mode="json"), "classes": data.train.classes,
             "likelihood": cfg.model.likelihood, "beta": cfg.model.beta}
@@ -93,12 +103,21 @@ def train(cfg: VaeRunConfig, resume: str | Path | None = None, progress: bool = 
     return run_dir
 
 
+def build_model(cfg: VaeRunConfig):
+    return create_vae_model(cfg.model.name, cfg.model.latent_dim, likelihood=cfg.model.likelihood,
+                            width=cfg.model.width)
+
+
 def load_model(path: str | Path):
+    """(model in eval mode, checkpoint metadata, its VaeRunConfig) from a checkpoint or a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoints" / "best.safetensors"
     weights, meta = ckpt.load_weights(path)
     if meta.get("lab") != "vae":
         raise ckpt.CheckpointError(f"{path} is a {meta.get('lab')!r} checkpoint, not a VAE one")
     cfg = VaeRunConfig.model_validate(meta["config"])
-    model = create_vae_model(cfg.model.name, cfg.model.latent_dim)
+    model = build_model(cfg)
     ckpt.load_into(model, weights, path)
     return model.eval(), meta, cfg
 
@@ -118,22 +137,414 @@ def test_loss(model: nn.Module, images: np.ndarray, labels: np.ndarray, beta: fl
     return {"total": r["loss"], "recon": r["recon"], "kl": r["kl"], "likelihood": likelihood, "beta": beta}
 
 
-def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | None = None) -> dict:
+
+# --------------------------------------------------------------------------- helpers
+
+
+def class_id(name: str | int, classes: Sequence[str]) -> int:
+    """A class by name (case-insensitive; 'T-shirt' matches 'T-shirt/top') or index; the error lists them all."""
+    s = str(name).strip()
+    if s.isdigit() and int(s) < len(classes):
+        return int(s)
+    low = [c.lower() for c in classes]
+    for cand in (s.lower(), s.lower().split("/")[0]):
+        for i, c in enumerate(low):
+            if cand == c or cand == c.split("/")[0]:
+                return i
+    raise ValueError(f"unknown class {name!r}; the classes are: {', '.join(classes)}")
+
+
+def _unit(images) -> torch.Tensor:
+    t = torch.from_numpy(np.array(images)) if not isinstance(images, torch.Tensor) else images
+    return t.float().div(255.0) if t.dtype == torch.uint8 else t.float()
+
+
+@torch.no_grad()
+def generate(model: nn.Module, n: int, labels=None, seed: int = 0, batch_size: int = 1000,
+             temperature: float = 1.0) -> torch.Tensor:
+    """n images in [0, 1] (N, 1, 28, 28) from the prior (seeded). A conditional model gets `labels` (N,), by
+    default every class in turn (n/10 each); an unconditional one ignores them."""
+    g = torch.Generator().manual_seed(seed)
+    if model.conditional and labels is None:
+        labels = np.arange(n) % model.num_classes
+    out = []
+    for i in range(0, n, batch_size):
+        y = None if not model.conditional else torch.as_tensor(np.asarray(labels)[i:i + batch_size])
+        out.append(model.sample(min(batch_size, n - i), y, generator=g, temperature=temperature))
+    return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)
+
+
+@torch.no_grad()
+def encode_means(model: nn.Module, images, labels, batch_size: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances (N, latent) of uint8 images."""
+    mus, lvs = [], []
+    for i in range(0, len(images), batch_size):
+        mu, lv = model.encode(_unit(images[i:i + batch_size]), torch.as_tensor(labels[i:i + batch_size]))
+        mus.append(mu)
+        lvs.append(lv)
+    return torch.cat(mus).numpy(), torch.cat(lvs).numpy()
+
+
+def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
+    """Mean KL(q(z_d|x) || N(0, 1)) of each latent dimension over the images, nats."""
+    return (0.5 * (np.exp(logvar) + mu ** 2 - 1 - logvar)).mean(0)
+
+
+ACTIVE_KL = 0.01  # a latent dimension is "active" when its mean KL exceeds this many nats
+
+
+@torch.no_grad()
+def iwae_bound(model: nn.Module, images, labels, k: int = 100, batch_size: int = 100, seed: int = 0) -> float:
+    """Importance-weighted bound on log p(x) (Burda et al. 2016) with k samples from q(z|x), mean nats per
+    image; it tightens towards log p(x) as k grows (k=1: the ELBO)."""
+    from .losses import reconstruction_nll
+    torch.manual_seed(seed)
+    total, n = 0.0, 0
+    for i in range(0, len(images), batch_size):
+        x = _unit(images[i:i + batch_size])
+        y = torch.as_tensor(labels[i:i + batch_size])
+        mu, lv = model.encode(x, y)
+        std = (0.5 * lv).exp()
+        eps = torch.randn(k, *mu.shape)
+        z = mu + std * eps  # (k, B, D)
+        B = x.shape[0]
+        yk = None if not model.conditional else y.repeat(k)
+        out = model.decode(z.reshape(k * B, -1), yk)
+        log_px_z = -reconstruction_nll(out, x.repeat(k, 1, 1, 1), model.likelihood).view(k, B)
+        log_pz = (-0.5 * z.pow(2) - 0.5 * np.log(2 * np.pi)).sum(-1)
+        log_qz = (-0.5 * eps.pow(2) - 0.5 * lv - 0.5 * np.log(2 * np.pi)).sum(-1)
+        w = log_px_z + log_pz - log_qz
+        total += float((torch.logsumexp(w, 0) - np.log(k)).sum())
+        n += B
+    return total / max(n, 1)
+
+
+def controllability(model: nn.Module, classifier, classes: Sequence[str], n_per_class: int = 1000,
+                    seed: int = 0, temperature: float = 1.0) -> dict:
+    """A conditional model's samples of each class, classified by the shipped classifier: the share
+    classified as the class asked for, per class, their mean, and the worst class."""
+    from .vae_classifier import classify
+    if not model.conditional:
+        raise ValueError("controllability needs a conditional model (cvae)")
+    y = np.repeat(np.arange(len(classes)), n_per_class)
+    imgs = generate(model, len(y), y, seed=seed, temperature=temperature)
+    pred, _ = classify(classifier, imgs)
+    per = {c: float((pred[y == i] == i).mean()) for i, c in enumerate(classes)}
+    worst = min(per, key=per.get)
+    return {"per_class": per, "mean": float(np.mean(list(per.values()))), "worst_class": worst,
+            "worst": per[worst], "n_per_class": n_per_class,
+            "confusion": np.bincount(y * len(classes) + pred, minlength=len(classes) ** 2)
+            .reshape(len(classes), len(classes)).tolist()}
+
+
+@torch.no_grad()
+def traversal(model: nn.Module, z0: np.ndarray, y: int | None = None, dims: Sequence[int] = range(8),
+              values: Sequence[float] = np.linspace(-3, 3, 9)) -> torch.Tensor:
+    """Decode z0 with one latent dimension at a time set to each of `values`, the others fixed:
+    (len(dims) * len(values), 1, 28, 28), one row per dimension."""
+    zs = np.repeat(np.asarray(z0, np.float32)[None], len(dims) * len(values), 0)
+    for r, d in enumerate(dims):
+        zs[r * len(values):(r + 1) * len(values), d] = values
+    ys = None if not model.conditional else torch.full((len(zs),), int(y if y is not None else 0))
+    return model.mean_image(model.decode(torch.from_numpy(zs), ys))
+
+
+def samples_by_class(model: nn.Module, classifier, classes: Sequence[str], per_class: int = 20,
+                     seed: int = 0, pool: int = 4000) -> tuple[torch.Tensor, dict[str, int]]:
+    """`per_class` samples of each class in class order (per_class * 10 images): a conditional model's
+    samples of that class; an unconditional model's samples that the classifier assigns to it (drawn from
+    a pool of `pool` samples; how many each class got is returned, a class may run short)."""
+    from .vae_classifier import classify
+    if model.conditional:
+        y = np.repeat(np.arange(len(classes)), per_class)
+        return generate(model, len(y), y, seed=seed), {c: per_class for c in classes}
+    imgs = generate(model, pool, seed=seed)
+    pred, _ = classify(classifier, imgs)
+    out, counts = [], {}
+    for i, c in enumerate(classes):
+        rows = np.flatnonzero(pred == i)
+        counts[c] = int(len(rows))
+        pick = imgs[rows[:per_class]]
+        out.append(torch.cat([pick, torch.ones(per_class - len(pick), *imgs.shape[1:])]) if len(pick) < per_class else pick)
+    return torch.cat(out), counts
+
+
+# --------------------------------------------------------------------------- EDA
+
+
+def eda(cfg: VaeRunConfig, out: str | Path | None = None, data: VaeData | None = None) -> Path:
+    """Class distribution (train and test), pixel-intensity histogram, the share and histogram of non-zero
+    pixels, a grid of examples per class; numbers in eda.json, figures in report.html."""
+    data = data or load_data(cfg)
+    out = Path(out or Path(cfg.out_dir) / "fashion-mnist-eda")
+    pdir = out / "plots"
+    tr, te = data.train, data.test
+    classes = tr.classes
+    counts = {name: {c: int((s.labels == i).sum()) for i, c in enumerate(classes)} for name, s in (("train", tr), ("test", te))}
+    rng = np.random.default_rng(0)
+    sub = {name: s.images[rng.choice(len(s), min(len(s), 5000), replace=False)] for name, s in (("train", tr), ("test", te))}
+    nonzero = {name: (s.images.reshape(len(s), -1) > 0).mean(1) for name, s in (("train", tr), ("test", te))}
+    stats = {"images": {"train": len(tr), "test": len(te)}, "shape": list(tr.images.shape[1:]), "counts": counts,
+             "mean_intensity": {k: float(v.mean()) for k, v in sub.items()},
+             "nonzero_share": {k: float(v.mean()) for k, v in nonzero.items()},
+             "nonzero_share_per_class": {c: float(nonzero["train"][tr.labels == i].mean()) for i, c in enumerate(classes)},
+             "zero_pixels_share": {k: float((v == 0).mean()) for k, v in sub.items()},
+             "sample_for_pixel_stats": 5000}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eda.json").write_text(json.dumps(stats, indent=2))
+    figs = [plots.class_distribution(counts["train"], pdir / "classes_train.png", "Fashion-MNIST train classes"),
+            plots.class_distribution(counts["test"], pdir / "classes_test.png", "Fashion-MNIST test classes"),
+            plots.histograms({k: v.ravel() for k, v in sub.items()}, pdir / "pixel_intensity.png",
+                             "Pixel intensities (5,000 random images per split)", "intensity (0-255)",
+                             bins=np.arange(0, 257, 4), log_y=True),
+            plots.histograms({k: v for k, v in nonzero.items()}, pdir / "nonzero_share.png",
+                             "Share of non-zero pixels per image", "non-zero pixels / 784", bins=40)]
+    per = 10
+    rows = np.concatenate([np.flatnonzero(tr.labels == i)[:per] for i in range(len(classes))])
+    figs.append(plots.mosaic_panels({"train examples": (tr.images[rows], len(classes), per)}, pdir / "examples.png",
+                                    row_labels=classes))
+    text = (f"{len(tr):,} training and {len(te):,} test images, {tuple(tr.images.shape[1:])} uint8, {len(classes)} "
+            f"classes, perfectly balanced ({min(counts['train'].values()):,}-{max(counts['train'].values()):,} per "
+            f"class in train). {100 * stats['zero_pixels_share']['train']:.1f}% of pixels are exactly 0 (background); "
+            f"the mean share of non-zero pixels per image is {100 * stats['nonzero_share']['train']:.1f}% (train), "
+            f"lowest for {min(stats['nonzero_share_per_class'], key=stats['nonzero_share_per_class'].get)} and highest "
+            f"for {max(stats['nonzero_share_per_class'], key=stats['nonzero_share_per_class'].get)}. Most pixels are "
+            "near 0 or bright: a Bernoulli likelihood over [0, 1] intensities fits this well.")
+    write_report(out, "Fashion-MNIST EDA", [Section("Summary", text, [Table(["class", "train", "test", "non-zero share"],
+                 [[c, counts["train"][c], counts["test"][c], stats["nonzero_share_per_class"][c]] for c in classes])],
+                 figs)])
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | None = None, classifier=None,
+                 ev: VaeEvalConfig | None = None, console=None) -> dict:
+    """Everything about one trained VAE, into run_dir/metrics.json and report.html: test nats per image
+    (total, reconstruction, KL), active latent dimensions, FID (a) of ev.fid_n samples vs ev.fid_n test
+    images, FID (b) when ev.inception, the cVAE's controllability, the optional importance-weighted bound
+    (ev.iwae_k > 0); reconstruction, sample, traversal, per-class and latent t-SNE figures. `ev` defaults
+    to the run's own eval section; `classifier` = (model, meta) overrides ev.classifier."""
+    from .vae_classifier import fid_classifier, fid_inception, load_classifier
+    console = console or _console()
     run_dir = Path(run_dir)
     path = path or run_dir / "checkpoints" / "best.safetensors"
     model, meta, cfg = load_model(path)
+    ev = ev or cfg.eval
+    data = data or load_data(cfg)
+    classifier, cmeta = classifier or load_classifier(ev.classifier)
+    t = data.test
+    classes = t.classes
+    pdir = run_dir / "plots"
+    t0 = time.time()
+    out = {"model": cfg.model.name, "beta": cfg.model.beta, "latent_dim": model.latent_dim,
+           "likelihood": cfg.model.likelihood, "best_epoch": meta.get("epoch"), "epochs": cfg.train.filled().epochs,
+           "checkpoint": str(path), "test_nats_per_image": test_loss(model, t.images, t.labels, cfg.model.beta,
+                                                                     cfg.model.likelihood)}
+    mu, lv = encode_means(model, t.images, t.labels)
+    kld = kl_per_dim(mu, lv)
+    out["active_dims"] = int((kld > ACTIVE_KL).sum())
+    out["kl_per_dim_sorted"] = [round(float(v), 4) for v in np.sort(kld)[::-1]]
+    n = min(ev.fid_n, len(t))
+    fake = generate(model, n, seed=1)
+    real = t.images[np.random.default_rng(0).permutation(len(t))[:n]]
+    out["fid"] = {"classifier": fid_classifier(real, fake, classifier), "n": n,
+                  "classifier_test_accuracy": cmeta.get("test_accuracy")}
+    if ev.inception:
+        out["fid"]["inception"] = fid_inception(real, fake, ev.inception_weights)
+    if model.conditional:
+        out["controllability"] = controllability(model, classifier, classes, ev.controllability_n)
+    if ev.iwae_k:
+        out["iwae"] = {"k": ev.iwae_k, "log_px_bound": iwae_bound(model, t.images, t.labels, ev.iwae_k)}
+    out["hardware"] = hardware()
+    figs = []
+    with torch.no_grad():
+        xb = _unit(t.images[:10])
+        rec = model.mean_image(model(xb, torch.from_numpy(t.labels[:10]))["out"])
+        figs.append(plots.mosaic_panels({"test images (top), reconstructions (bottom)": (torch.cat([xb, rec]), 2, 10)},
+                                        pdir / "reconstructions.png", row_labels=["input", "output"]))
+        figs.append(plots.mosaic_panels({"random samples from the prior": (fake[:40], 4, 10)}, pdir / "samples.png"))
+        figs.append(_traversal_figure(model, cfg, mu[0], int(t.labels[0]), kld, pdir / "traversal.png"))
+        grid, got = samples_by_class(model, classifier, classes)
+        what = "samples conditioned on each class" if model.conditional else "samples sorted by the classifier's class"
+        figs.append(plots.mosaic_panels({what: (grid, len(classes), 20)}, pdir / "samples_per_class.png",
+                                        row_labels=[f"{c}" if model.conditional else f"{c} ({got[c]})" for c in classes]))
+        if model.conditional:
+            ctrl = out["controllability"]["per_class"]
+            chosen = [classes[class_id(c, classes)] for c in ev.detail_classes] if ev.detail_classes else \
+                sorted(ctrl, key=ctrl.get)[:3]
+            figs.append(_detail_figure(model, classifier, classes, chosen, pdir / "detail_classes.png"))
+            out["detail_classes"] = chosen
+    if ev.tsne:
+        figs.append(plots.tsne_scatter(mu, t.labels, classes, pdir / "latent_tsne.png",
+                                       title=f"t-SNE of test posterior means ({cfg.model.name}, beta {cfg.model.beta:g})"))
+    out["eval_seconds"] = round(time.time() - t0, 1)
+    (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
+    _print_summary(console, out)
+    write_report(run_dir, f"{cfg.model.name} (beta {cfg.model.beta:g}) on Fashion-MNIST",
+                 [Section("Results", _summary_text(out), [results_table({run_dir.name: out})], figs),
+                  Section("Configuration", tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))])],
+                 meta={"hardware": out["hardware"]})
+    return out
+
+
+def traversal_dims(kld: np.ndarray, k: int, order: str = "kl") -> list[int]:
+    """Which latent dimensions to traverse: the k with the highest mean KL (order="kl": the ones the model
+    uses; with beta >= 1 most of the 64 sit at the prior and do nothing) or the first k (order="first")."""
+    if order not in ("kl", "first"):
+        raise ValueError(f"order must be 'kl' or 'first', got {order!r}")
+    k = min(k, len(kld))
+    return [int(d) for d in (np.argsort(-kld, kind="stable")[:k] if order == "kl" else range(k))]
+
+
+def _traversal_figure(model, cfg, z0, y0, kld, path, k: int = 8, steps: int = 9, span: float = 3.0,
+                      order: str = "kl") -> Path:
+    dims = traversal_dims(kld, k, order)
+    values = np.linspace(-span, span, steps)
+    return plots.mosaic_panels(
+        {f"{cfg.model.name}, beta={cfg.model.beta:g}: latent traversal": (traversal(model, z0, y0, dims, values),
+                                                                          len(dims), steps)},
+        path, row_labels=[f"z{d} (KL {kld[d]:.2f})" for d in dims], col_labels=[f"{v:+.1f}" for v in values])
+
+
+def _detail_figure(model, classifier, classes, chosen, path) -> Path:
+    """Three chosen classes in detail: 10 samples each (one row per class), with what the classifier calls them."""
+    from .vae_classifier import classify
+    ids = [class_id(c, classes) for c in chosen]
+    y = np.repeat(ids, 10)
+    imgs = generate(model, len(y), y, seed=2)
+    pred, prob = classify(classifier, imgs)
+    labels = [f"{classes[p].split('/')[0]} {100 * prob[i, p]:.0f}%" for i, p in enumerate(pred)]
+    return plots.image_grid(imgs, path, title=f"cVAE samples of {', '.join(chosen)} (one class per row), "
+                                                "labelled with the classifier's prediction", ncols=10, labels=labels)
+
+
+def _summary_text(m: dict) -> str:
+    t = m["test_nats_per_image"]
+    s = (f"Test loss per image ({t['likelihood']} likelihood, nats): total {t['total']:.2f} = reconstruction "
+         f"{t['recon']:.2f} + {t['beta']:g} x KL {t['kl']:.2f}. {m['active_dims']} of {m['latent_dim']} latent dimensions "
+         f"active (mean KL > {ACTIVE_KL} nats). FID (a, classifier features, {m['fid']['n']:,} vs {m['fid']['n']:,}): "
+         f"{m['fid']['classifier']:.2f}.")
+    if "inception" in m["fid"]:
+        s += f" FID (b, Inception-v3): {m['fid']['inception']:.2f}."
+    if "controllability" in m:
+        c = m["controllability"]
+        s += (f" Controllability: {100 * c['mean']:.1f}% mean, worst class {c['worst_class']} "
+              f"{100 * c['worst']:.1f}% ({c['n_per_class']} samples per class).")
+    if "iwae" in m:
+        s += f" Importance-weighted bound (k={m['iwae']['k']}): log p(x) >= {m['iwae']['log_px_bound']:.2f} nats."
+    return s
+
+
+def _print_summary(console, m: dict) -> None:
+    console.print(_summary_text(m))
+
+
+def results_table(results: dict[str, dict]) -> Table:
+    rows = []
+    for name, m in results.items():
+        t = m["test_nats_per_image"]
+        c = m.get("controllability")
+        rows.append([name, m["model"], m["beta"], m.get("epochs"), t["total"], t["recon"], t["kl"], m["active_dims"],
+                     m["fid"]["classifier"], m["fid"].get("inception", "-"),
+                     f"{100 * c['mean']:.1f}% (worst {c['worst_class']} {100 * c['worst']:.1f}%)" if c else "-"])
+    return Table(["run", "model", "beta", "epochs", "total (nats)", "reconstruction", "KL", "active dims",
+                  "FID (a) classifier", "FID (b) Inception", "controllability"], rows,
+                 caption="Per test image; Bernoulli likelihood unless stated; FID compares only within one extractor.")
+
+
+def evaluate(checkpoint: str | Path, overrides: dict | None = None, **kw) -> dict:
+    """evaluate_run for a checkpoint file or run folder (results go to its run folder); `overrides`
+    change the run's eval section ({"fid_n": 2000, "inception": True, ...})."""
+    p = Path(checkpoint)
+    run_dir = _run_dir_of(p)
+    _, _, cfg = load_model(p)
+    ev = VaeEvalConfig.model_validate({**cfg.eval.model_dump(), **(overrides or {})})
+    return evaluate_run(run_dir, path=None if p.is_dir() else p, ev=ev, **kw)
+
+
+# --------------------------------------------------------------------------- sample, traverse, compare
+
+
+def sample(checkpoint: str | Path, n: int = 16, class_name: str | None = None, out: str | Path | None = None,
+           seed: int = 0, temperature: float = 1.0, ncols: int = 8) -> Path:
+    """A PNG grid of n samples; `class_name` (cVAE only) picks the class. Returns the PNG's path."""
+    model, meta, cfg = load_model(checkpoint)
+    classes = meta["classes"]
+    if n < 1:
+        raise ValueError(f"--n must be >= 1, got {n}")
+    y = None
+    if class_name is not None:
+        cid = class_id(class_name, classes)
+        if not model.conditional:
+            raise ValueError(f"{cfg.model.name} is unconditional: --class needs a cvae checkpoint")
+        y = np.full(n, cid)
+    elif model.conditional:
+        y = np.arange(n) % len(classes)
+    imgs = generate(model, n, y, seed=seed, temperature=temperature)
+    what = classes[int(y[0])] if class_name is not None else ("each class in turn" if model.conditional else "prior")
+    out = Path(out) if out else _run_dir_of(checkpoint) / "plots" / (
+        f"sample-{(class_name or 'all').replace('/', '-')}-{n}.png")
+    return plots.image_grid(imgs, out, title=f"{cfg.model.name} samples ({what}, seed {seed})", ncols=min(ncols, n))
+
+
+def traverse(checkpoint: str | Path, k: int = 8, steps: int = 9, span: float = 3.0, image_index: int = 0,
+             out: str | Path | None = None, data: VaeData | None = None, order: str = "kl") -> Path:
+    """Latent traversal around a test image's posterior mean: k dimensions (the k most used, by mean KL
+    over the test set, or the first k with order="first"), each from -span to span, the others fixed."""
+    model, meta, cfg = load_model(checkpoint)
     data = data or load_data(cfg)
     t = data.test
-    out = {"model": cfg.model.name, "beta": cfg.model.beta, "epoch": meta.get("epoch"),
-           "test_nats_per_image": test_loss(model, t.images, t.labels, cfg.model.beta, cfg.model.likelihood),
-           "hardware": hardware()}
-    (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
-    with torch.no_grad():
-        xb = torch.from_numpy(np.array(t.images[:10])).float().div(255)
-        rec = torch.sigmoid(model(xb, torch.from_numpy(t.labels[:10]))["out"])
-        plots.image_grid(torch.cat([xb, rec]).numpy(), run_dir / "plots" / "reconstructions.png",
-                         title="test images (top) and reconstructions (bottom)", ncols=10)
-        ys = torch.arange(10).repeat(4)
-        s = model.sample(40, ys if model.conditional else None, generator=torch.Generator().manual_seed(0))
-        plots.image_grid(s.numpy(), run_dir / "plots" / "samples.png", title="samples from the prior", ncols=10)
+    if not 0 <= image_index < len(t):
+        raise ValueError(f"--image must be in 0..{len(t) - 1}")
+    if k < 1 or steps < 2:
+        raise ValueError("k must be >= 1 and steps >= 2")
+    mu, lv = encode_means(model, t.images, t.labels)
+    out = Path(out) if out else _run_dir_of(checkpoint) / "plots" / f"traversal-{order}-{image_index}.png"
+    return _traversal_figure(model, cfg, mu[image_index], int(t.labels[image_index]), kl_per_dim(mu, lv), out,
+                             k, steps, span, order)
+
+
+def _run_dir_of(checkpoint: str | Path) -> Path:
+    p = Path(checkpoint).resolve()
+    return p if p.is_dir() else p.parent.parent
+
+
+def compare(run_dirs: Sequence[str | Path], out: str | Path, names: Sequence[str] | None = None) -> Path:
+    """One report over evaluated runs: the results table, traversals side by side (one per beta), and each
+    conditional model's per-class grid beside the unconditional models' grids sorted by predicted class."""
+    from PIL import Image
+    out = Path(out)
+    results, figs = {}, {}
+    for i, rd in enumerate(run_dirs):
+        rd = Path(rd)
+        f = rd / "metrics.json"
+        if not f.is_file():
+            raise FileNotFoundError(f"{f} not found: train or evaluate {rd} first")
+        m = json.loads(f.read_text())
+        name = names[i] if names else f"{m['model']} beta {m['beta']:g}"
+        results[name] = m
+        figs[name] = rd / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    trav = [figs[n] / "traversal.png" for n in results if (figs[n] / "traversal.png").is_file()]
+    grids = [figs[n] / "samples_per_class.png" for n in results if (figs[n] / "samples_per_class.png").is_file()]
+    images = []
+    for name, files in (("traversals", trav), ("samples_per_class", grids)):
+        if files:
+            ims = [Image.open(p).convert("RGB") for p in files]
+            w, h = sum(im.width for im in ims), max(im.height for im in ims)
+            canvas = Image.new("RGB", (w, h), "white")
+            x = 0
+            for im in ims:
+                canvas.paste(im, (x, 0))
+                x += im.width
+            canvas.save(out / f"{name}.png")
+            images.append(out / f"{name}.png")
+    text = ("Traversals: each row moves one latent dimension from -3 to +3 around a test image's posterior mean. "
+            "Larger beta pushes more dimensions to the prior (fewer active dimensions, blurrier images) and makes the "
+            "remaining ones vary one factor each; smaller beta keeps more dimensions active, sharper reconstructions "
+            "but entangled, less prior-like latents.")
+    write_report(out, "VAE comparison on Fashion-MNIST", [Section("Results", text, [results_table(results)], images)])
     return out

@@ -19,6 +19,7 @@ IMAGE_SHAPE = (1, 28, 28)
 
 class _VAE(nn.Module):
     conditional = False
+    likelihood = "bernoulli"  # what `out` means: logits (bernoulli) or pixel means (gaussian); see mean_image
     forward_takes_targets = True  # the engine passes the labels: cvae needs them, the others ignore them
 
     def __init__(self, latent_dim: int, num_classes: int = 10):
@@ -51,12 +52,16 @@ class _VAE(nn.Module):
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp() if draw else mu
         return {"out": self.decode(z, y), "mu": mu, "logvar": logvar, "z": z, "x": x}
 
+    def mean_image(self, out: torch.Tensor) -> torch.Tensor:
+        """The decoder's output as an image in [0, 1]: sigmoid of Bernoulli logits, clamped Gaussian means."""
+        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out.clamp(0, 1)
+
     @torch.no_grad()
-    def sample(self, n: int, y=None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images from the prior, as Bernoulli means in [0, 1] (N, 1, 28, 28)."""
+    def sample(self, n: int, y=None, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+        """n images from the prior N(0, temperature^2 I), as mean images in [0, 1] (N, 1, 28, 28)."""
         device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator).to(device)
-        return torch.sigmoid(self.decode(z, y))
+        z = temperature * torch.randn(n, self.latent_dim, generator=generator).to(device)
+        return self.mean_image(self.decode(z, y))
 
 
 class FCVAE(_VAE):
@@ -78,19 +83,19 @@ class FCVAE(_VAE):
 
 
 class ConvVAE(_VAE):
-    """conv 32 (s2, 14x14) -> conv 64 (s2, 7x7) -> fc 256 -> (mu, logvar); mirrored with transposed convs.
-    Conditional (cvae): the one-hot class enters the encoder as 10 constant channels and the decoder
-    concatenated to z."""
+    """conv w (s2, 14x14) -> conv 2w (s2, 7x7) -> fc 256 -> (mu, logvar); mirrored with transposed convs
+    (w = `width`, 64 by default). Conditional (cvae): the one-hot class enters the encoder as 10 constant
+    channels and the decoder concatenated to z."""
 
-    def __init__(self, latent_dim: int = 64, num_classes: int = 10, conditional: bool = False):
+    def __init__(self, latent_dim: int = 64, num_classes: int = 10, conditional: bool = False, width: int = 64):
         super().__init__(latent_dim, num_classes)
-        self.conditional = conditional
-        c = num_classes if conditional else 0
-        self.enc = nn.Sequential(nn.Conv2d(1 + c, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),
-                                 nn.Flatten(), nn.Linear(64 * 7 * 7, 256), nn.ReLU())
+        self.conditional, self.width = conditional, width
+        c, w = (num_classes if conditional else 0), width
+        self.enc = nn.Sequential(nn.Conv2d(1 + c, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),
+                                 nn.Flatten(), nn.Linear(2 * w * 7 * 7, 256), nn.ReLU())
         self.mu, self.logvar = nn.Linear(256, latent_dim), nn.Linear(256, latent_dim)
-        self.dec_fc = nn.Sequential(nn.Linear(latent_dim + c, 256), nn.ReLU(), nn.Linear(256, 64 * 7 * 7), nn.ReLU())
-        self.dec = nn.Sequential(nn.ConvTranspose2d(64, 32, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(32, 1, 4, 2, 1))
+        self.dec_fc = nn.Sequential(nn.Linear(latent_dim + c, 256), nn.ReLU(), nn.Linear(256, 2 * w * 7 * 7), nn.ReLU())
+        self.dec = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(w, 1, 4, 2, 1))
 
     def encode(self, x, y=None):
         oh = self._onehot(y, x.shape[0], x.device)
@@ -103,22 +108,29 @@ class ConvVAE(_VAE):
         oh = self._onehot(y, z.shape[0], z.device)
         if oh is not None:
             z = torch.cat([z, oh], dim=1)
-        return self.dec(self.dec_fc(z).view(-1, 64, 7, 7))
+        return self.dec(self.dec_fc(z).view(-1, 2 * self.width, 7, 7))
 
 
 VAE_MODELS = {
-    "vae": lambda latent_dim=32, num_classes=10: FCVAE(latent_dim, num_classes),
-    "conv-vae": lambda latent_dim=64, num_classes=10: ConvVAE(latent_dim, num_classes),
-    "cvae": lambda latent_dim=64, num_classes=10: ConvVAE(latent_dim, num_classes, conditional=True),
+    "vae": lambda latent_dim=32, num_classes=10, width=None: FCVAE(latent_dim, num_classes),
+    "conv-vae": lambda latent_dim=64, num_classes=10, width=64: ConvVAE(latent_dim, num_classes, width=width or 64),
+    "cvae": lambda latent_dim=64, num_classes=10, width=64: ConvVAE(latent_dim, num_classes, True, width or 64),
 }
 
 
-def create_vae_model(name: str, latent_dim: int | None = None, num_classes: int = 10) -> _VAE:
-    """vae (latent 32), conv-vae (latent 64) or cvae (latent 64) by default; `latent_dim` overrides."""
+def create_vae_model(name: str, latent_dim: int | None = None, num_classes: int = 10,
+                     likelihood: str = "bernoulli", width: int | None = None) -> _VAE:
+    """vae (latent 32), conv-vae (latent 64) or cvae (latent 64) by default; `latent_dim` overrides.
+    `likelihood` says how the decoder output is read (bernoulli logits or gaussian means); `width` is the
+    conv models' base channel count (64; the FC VAE has none)."""
     if name not in VAE_MODELS:
         raise ValueError(f"unknown VAE model {name!r}; models are {sorted(VAE_MODELS)}")
-    kw = {"num_classes": num_classes} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
-    return VAE_MODELS[name](**kw)
+    if likelihood not in ("bernoulli", "gaussian"):
+        raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli' or 'gaussian'")
+    kw = {"num_classes": num_classes, "width": width} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
+    model = VAE_MODELS[name](**kw)
+    model.likelihood = likelihood
+    return model
 
 
 # --------------------------------------------------------------------------- classifier (FID features, controllability)
