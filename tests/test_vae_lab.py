@@ -82,6 +82,9 @@ def test_cvae_controllability_beats_chance_and_unconditional_grid_is_by_predicte
     assert cm.sum() == 1000 and np.allclose(np.diag(cm) / 100, [c["per_class"][k] for k in FASHION_MNIST_CLASSES])
     assert len(m["detail_classes"]) == 3 and (runs["cvae"] / "plots" / "detail_classes.png").is_file()
     assert "controllability" not in json.loads((runs["conv"] / "metrics.json").read_text())
+    r = m["reconstruction_accuracy"]  # the classifier on reconstructions of the 10,000 test images
+    assert set(r["per_class"]) == set(FASHION_MNIST_CLASSES) and r["mean"] == pytest.approx(np.mean(list(r["per_class"].values())))
+    assert r["mean"] > 0.5 and r["per_class"]["Trouser"] > 0.8
 
 
 @pytest.mark.realdata

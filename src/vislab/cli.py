@@ -607,7 +607,7 @@ def vae_evaluate_cmd(checkpoint: CheckpointArg, classifier: ClassifierOpt = None
                      inception: InceptionOpt = None, inception_weights: InceptionWeightsOpt = None,
                      iwae_k: IwaeOpt = None,
                      detail: Annotated[Optional[str], typer.Option(help="Comma-separated cVAE classes to show in detail.")] = None):
-    """Test nats per image, FID (a) [and (b)], controllability (cvae), grids, traversal, t-SNE, report.html."""
+    """Test nats per image, FID (a) and optionally (b), controllability (cvae), grids, traversal, t-SNE, report.html."""
     from . import vae
     ov = {k: v for k, v in dict(classifier=classifier, fid_n=fid_n, inception=inception,
                                 inception_weights=inception_weights, iwae_k=iwae_k).items() if v is not None}
