@@ -123,6 +123,13 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+
+def _with_train_defaults(raw, **defaults):
+    """A lab config's `train` section with the lab's defaults for the keys it leaves out."""
+    if isinstance(raw, dict):
+        raw = {**raw, "train": {**defaults, **dict(raw.get("train") or {})}}
+    return raw
+
 class TrainConfig(_Strict):
     recipe: str = "tuned"
     """Preset for every field below that is left as null: baseline, tuned (fashion); mlp-sgd, cnn-adam, blocks-exp, transfer-sgd, fast (CIFAR); siamese-step; vae-adam, fmnist-cnn (generative). README lists each."""
@@ -406,12 +413,7 @@ class SiameseRunConfig(_Strict):
     @classmethod
     def _siamese_defaults(cls, raw):
         """A train section without recipe/monitor gets the lab's (siamese-step, best checkpoint by val_auc)."""
-        if isinstance(raw, dict):
-            train = dict(raw.get("train") or {})
-            train.setdefault("recipe", "siamese-step")
-            train.setdefault("monitor", "val_auc")
-            raw = {**raw, "train": train}
-        return raw
+        return _with_train_defaults(raw, recipe="siamese-step", monitor="val_auc")
 
 
 # --------------------------------------------------------------------------- generative lab
@@ -486,13 +488,7 @@ class VaeRunConfig(_Strict):
     def _vae_defaults(cls, raw):
         """A train section without recipe gets vae-adam, no augmentation (a VAE models the images as they are)
         and no channels_last (1-channel 28x28 images and fully connected layers gain nothing from it)."""
-        if isinstance(raw, dict):
-            train = dict(raw.get("train") or {})
-            train.setdefault("recipe", "vae-adam")
-            train.setdefault("augment", False)
-            train.setdefault("channels_last", False)
-            raw = {**raw, "train": train}
-        return raw
+        return _with_train_defaults(raw, recipe="vae-adam", augment=False, channels_last=False)
 
 
 def _set_dotted(d: dict, key: str, value: Any) -> None:
@@ -558,11 +554,7 @@ class ClassifierRunConfig(_Strict):
     @classmethod
     def _classifier_defaults(cls, raw):
         """A train section without recipe gets fmnist-cnn; augmentation (random 2-pixel shifts + flips) stays on."""
-        if isinstance(raw, dict):
-            train = dict(raw.get("train") or {})
-            train.setdefault("recipe", "fmnist-cnn")
-            raw = {**raw, "train": train}
-        return raw
+        return _with_train_defaults(raw, recipe="fmnist-cnn")
 
 
 def markdown_reference(model: type[BaseModel] = RunConfig, prefix: str = "") -> str:

@@ -238,14 +238,15 @@ def controllability(model: nn.Module, classifier, classes: Sequence[str], n_per_
 
 
 @torch.no_grad()
-def reconstruction_accuracy(model: nn.Module, classifier, images, labels, classes: Sequence[str],
+def reconstruction_accuracy(model: nn.Module, classifier, mu: np.ndarray, labels, classes: Sequence[str],
                             batch_size: int = 1000) -> dict:
-    """The classifier's accuracy on the model's reconstructions (posterior means decoded) of test images,
-    per class and mean: how much class detail survives the VAE's bottleneck, an upper guide for samples."""
+    """The classifier's accuracy on the model's reconstructions of test images (their posterior means `mu`,
+    from encode_means, decoded), per class and mean: how much class detail survives the VAE's bottleneck,
+    an upper guide for samples."""
     from .vae_classifier import classify
-    rec = torch.cat([model.mean_image(model(_unit(images[i:i + batch_size]),
-                                            torch.as_tensor(labels[i:i + batch_size]))["out"])
-                     for i in range(0, len(images), batch_size)])
+    rec = torch.cat([model.mean_image(model.decode(torch.from_numpy(mu[i:i + batch_size]),
+                                                   torch.as_tensor(labels[i:i + batch_size])))
+                     for i in range(0, len(mu), batch_size)])
     pred, _ = classify(classifier, rec)
     per = {c: float((pred[labels == i] == i).mean()) for i, c in enumerate(classes) if (labels == i).any()}
     return {"mean": float(np.mean(list(per.values()))), "per_class": per}
@@ -367,7 +368,7 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
                   "classifier_test_accuracy": cmeta.get("test_accuracy")}
     if ev.inception:
         out["fid"]["inception"] = fid_inception(real, fake, ev.inception_weights)
-    out["reconstruction_accuracy"] = reconstruction_accuracy(model, classifier, t.images, t.labels, classes)
+    out["reconstruction_accuracy"] = reconstruction_accuracy(model, classifier, mu, t.labels, classes)
     if model.conditional:
         out["controllability"] = controllability(model, classifier, classes, ev.controllability_n)
     if ev.iwae_k:
@@ -484,8 +485,8 @@ def evaluate(checkpoint: str | Path, overrides: dict | None = None, **kw) -> dic
     change the run's eval section ({"fid_n": 2000, "inception": True, ...})."""
     p = Path(checkpoint)
     run_dir = _run_dir_of(p)
-    _, _, cfg = load_model(p)
-    ev = VaeEvalConfig.model_validate({**cfg.eval.model_dump(), **(overrides or {})})
+    saved = ckpt.read_meta(p if p.is_file() else run_dir / "checkpoints" / "best.safetensors")["config"]
+    ev = VaeEvalConfig.model_validate({**saved.get("eval", {}), **(overrides or {})})
     return evaluate_run(run_dir, path=None if p.is_dir() else p, ev=ev, **kw)
 
 
