@@ -113,10 +113,11 @@ def test_elbo_pieces_add_up_and_match_hand_values():
         reconstruction_nll(logits, x, "poisson")
 
 
-@pytest.mark.parametrize("name,latent", [("vae", 32), ("conv-vae", 64), ("cvae", 64)])
-def test_vae_models_shapes_sampling_and_conditioning(name, latent):
+@pytest.mark.parametrize("name,latent,depth", [("vae", 32, 0), ("conv-vae", 64, 0), ("cvae", 64, 0),
+                                               ("conv-vae", 64, 1), ("cvae", 64, 2)])
+def test_vae_models_shapes_sampling_and_conditioning(name, latent, depth):
     torch.manual_seed(0)
-    m = create_vae_model(name)
+    m = create_vae_model(name, depth=depth)
     x, y = torch.rand(5, 1, 28, 28), torch.tensor([0, 1, 2, 3, 4])
     out = m.train()(x, y)
     assert out["out"].shape == (5, 1, 28, 28) and out["mu"].shape == (5, latent) and out["logvar"].shape == (5, latent)
@@ -133,6 +134,56 @@ def test_vae_models_shapes_sampling_and_conditioning(name, latent):
             m(x)
         with pytest.raises(ValueError, match="0..9"):
             m(x, torch.tensor([0, 1, 2, 3, 10]))
+
+
+def test_deeper_decoder_layers_and_the_class_at_every_resolution():
+    plain, deep = create_vae_model("cvae"), create_vae_model("cvae", depth=2)
+    convs = [m for m in deep.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size == (3, 3)]
+    assert len(convs) == 2 * 2 + 1  # depth 3x3 layers at 14x14 and at 28x28, plus the output conv
+    assert deep.dec14[0].in_channels == 128 + 10 and deep.dec[0].in_channels == 64 + 10  # one-hot maps at 7x7 and 14x14
+    assert not hasattr(plain, "dec14") and len(plain.dec) == 3  # depth 0: the plain two transposed convs
+    assert create_vae_model("conv-vae", depth=1).dec14[0].in_channels == 128  # unconditional: no class channels
+    with pytest.raises(ValueError, match="depth must be >= 0"):
+        create_vae_model("cvae", depth=-1)
+
+
+def test_fitted_prior_moments_per_class_sampling_and_file(tmp_path):
+    from vislab.vae import FittedPrior
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1], 500)
+    mu = np.concatenate([rng.normal([2, -1, 0], [1.0, 0.5, 0.2], (500, 3)), rng.normal([-3, 0, 1], 0.3, (500, 3))])
+    mu[:500, 1] += 0.8 * mu[:500, 0]  # correlated dims in class 0: a full covariance, not a diagonal
+    logvar = np.log(np.full((1000, 3), 0.04))
+    p = FittedPrior.fit(mu, logvar, labels, 2)
+    want_cov0 = np.cov(mu[:500], rowvar=False) + 0.04 * np.eye(3)  # spread of the means + mean posterior variance
+    got_cov0 = (p.chol[0] @ p.chol[0].T).numpy()
+    assert np.allclose(got_cov0, want_cov0, atol=1e-5) and np.allclose(p.mean[1].numpy(), mu[500:].mean(0))
+    assert p.conditional and p.counts.tolist() == [500, 500]
+    z = p.sample(20000, np.zeros(20000, int), generator=torch.Generator().manual_seed(0)).numpy()
+    assert z.dtype == np.float32 and np.allclose(z.mean(0), mu[:500].mean(0), atol=0.05)
+    assert np.allclose(np.cov(z, rowvar=False), want_cov0, atol=0.06)
+    assert np.allclose(p.sample(1000, np.ones(1000, int), temperature=0.0).numpy(), mu[500:].mean(0), atol=1e-5)
+    one = FittedPrior.fit(mu, logvar)  # unconditional: one Gaussian over every code
+    assert not one.conditional and one.sample(4).shape == (4, 3)
+    q = FittedPrior.load(p.save(tmp_path / "p.prior.safetensors"))
+    assert torch.equal(q.chol, p.chol) and torch.equal(q.mean, p.mean)
+    with pytest.raises(ValueError, match="at least 2 training images of class 2"):
+        FittedPrior.fit(mu, logvar, labels, 3)
+    with pytest.raises(ValueError, match="3 codes but 2 labels"):
+        p.sample(3, [0, 1])
+
+
+def test_generate_from_a_fitted_prior_decodes_its_codes():
+    from vislab.vae import FittedPrior, generate, prior_path
+    torch.manual_seed(0)
+    m = create_vae_model("cvae").eval()
+    p = FittedPrior.fit(np.random.default_rng(0).normal(size=(40, 64)), np.zeros((40, 64)), np.arange(40) % 10, 10)
+    y = np.array([3, 3, 7])
+    imgs = generate(m, 3, y, seed=5, prior=p)
+    z = p.sample(3, y, generator=torch.Generator().manual_seed(5))
+    assert torch.allclose(imgs, m.mean_image(m.decode(z, torch.as_tensor(y))), atol=1e-6)
+    assert not torch.allclose(imgs, generate(m, 3, y, seed=5))  # N(0, I) draws other codes
+    assert prior_path("runs/x/checkpoints/last.safetensors").name == "last.prior.safetensors"
 
 
 def test_unknown_vae_model_lists_the_valid_ones():

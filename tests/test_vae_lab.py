@@ -85,6 +85,11 @@ def test_cvae_controllability_beats_chance_and_unconditional_grid_is_by_predicte
     r = m["reconstruction_accuracy"]  # the classifier on reconstructions of the 10,000 test images
     assert set(r["per_class"]) == set(FASHION_MNIST_CLASSES) and r["mean"] == pytest.approx(np.mean(list(r["per_class"].values())))
     assert r["mean"] > 0.5 and r["per_class"]["Trouser"] > 0.8
+    f = m["fitted_prior"]  # samples from Gaussians fitted per class to the training codes
+    assert f["controllability"]["mean"] > c["mean"]  # the decoder draws its own classes better than N(0, I)'s holes
+    assert f["fid"]["classifier"] < m["fid"]["classifier"]
+    assert (runs["cvae"] / "checkpoints" / "best.prior.safetensors").is_file()
+    assert (runs["cvae"] / "plots" / "samples_per_class_fitted.png").is_file()
 
 
 @pytest.mark.realdata
@@ -121,6 +126,15 @@ def test_vae_cli_commands(runs, tmp_path, fashion_mnist):
     assert res.exit_code == 0, res.output
     from PIL import Image
     assert Image.open(png).size[0] > 200
+    res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--class", "Coat", "--prior", "fitted", "--n", "4",
+                         "--out", str(tmp_path / "fitted.png")])
+    assert res.exit_code == 0 and (tmp_path / "fitted.png").is_file(), res.output
+    saved = runs["conv"] / "checkpoints" / "best.prior.safetensors"
+    saved.unlink()  # no saved prior: sample fits one on the run's training data and saves it
+    res = r.invoke(app, ["vae", "sample", str(runs["conv"]), "--prior", "fitted", "--n", "4"])
+    assert res.exit_code == 0 and saved.is_file(), res.output
+    res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--prior", "uniform"])
+    assert res.exit_code == 1 and "prior must be 'standard' or 'fitted'" in res.output
     res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--class", "Parka"])
     assert res.exit_code == 1 and "unknown class 'Parka'" in res.output
     for c in FASHION_MNIST_CLASSES:

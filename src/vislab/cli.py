@@ -606,11 +606,13 @@ def vae_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: F
 def vae_evaluate_cmd(checkpoint: CheckpointArg, classifier: ClassifierOpt = None, fid_n: FidNOpt = None,
                      inception: InceptionOpt = None, inception_weights: InceptionWeightsOpt = None,
                      iwae_k: IwaeOpt = None,
+                     fitted_prior: Annotated[Optional[bool], typer.Option("--fitted-prior/--no-fitted-prior", help="Also FID (a) and controllability of samples from the fitted prior (default: on).")] = None,
                      detail: Annotated[Optional[str], typer.Option(help="Comma-separated cVAE classes to show in detail.")] = None):
     """Test nats per image, FID (a) and optionally (b), controllability (cvae), grids, traversal, t-SNE, report.html."""
     from . import vae
     ov = {k: v for k, v in dict(classifier=classifier, fid_n=fid_n, inception=inception,
-                                inception_weights=inception_weights, iwae_k=iwae_k).items() if v is not None}
+                                inception_weights=inception_weights, iwae_k=iwae_k,
+                                fitted_prior=fitted_prior).items() if v is not None}
     if inception_weights:
         ov["inception"] = True
     if detail:
@@ -625,10 +627,11 @@ def vae_sample_cmd(checkpoint: CheckpointArg,
                    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 16,
                    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
                    temperature: Annotated[float, typer.Option(help="Prior scale (1 = the prior).")] = 1.0,
+                   prior: Annotated[str, typer.Option(help="standard: z ~ N(0, I); fitted: a Gaussian per class fitted to the training codes (saved by evaluate, else fitted now).")] = "standard",
                    out: Annotated[Optional[Path], typer.Option(help="PNG path (default: the run's plots/).")] = None):
     """A PNG grid of samples from the prior (of one class with --class for the cVAE)."""
     from . import vae
-    console.print(f"samples: {vae.sample(checkpoint, n, class_name, out, seed, temperature)}")
+    console.print(f"samples: {vae.sample(checkpoint, n, class_name, out, seed, temperature, prior=prior)}")
 
 
 @vae_app.command("traverse")

@@ -441,6 +441,8 @@ class VaeModelConfig(_Strict):
     """null: the model's own (vae 32, conv-vae/cvae 64)."""
     width: int = Field(64, ge=1)
     """conv-vae/cvae: channels of the first conv (the second has twice as many); ignored by vae. 64 beat 32 at 5 epochs: 242.1 vs 244.2 nats, FID (a) 239 vs 272."""
+    depth: int = Field(0, ge=0)
+    """conv-vae/cvae: 3x3 conv layers after each decoder upsampling (and, for cvae, the class as channels at every decoder resolution); 0 = the plain two-layer transposed-conv decoder."""
     beta: float = 1.0
     """Weight of the KL term (beta-VAE); must be > 0."""
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
@@ -465,6 +467,8 @@ class VaeEvalConfig(_Strict):
     """Path of torch-fidelity's Inception weights file (weights-inception-2015-12-05-6726825d.pth). null: download (online only)."""
     controllability_n: int = Field(1000, ge=1)
     """cVAE samples per class for controllability."""
+    fitted_prior: bool = True
+    """Also sample from a Gaussian per class fitted to the training images' latent codes (vae.FittedPrior, saved beside the checkpoint as <stem>.prior.safetensors): FID (a) and controllability for those samples."""
     iwae_k: int = Field(0, ge=0)
     """k > 0: also the importance-weighted log-likelihood bound with k samples per test image."""
     detail_classes: list[str] | None = None

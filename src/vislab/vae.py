@@ -105,7 +105,7 @@ def train(cfg: VaeRunConfig, resume: str | Path | None = None, progress: bool = 
 
 def build_model(cfg: VaeRunConfig):
     return create_vae_model(cfg.model.name, cfg.model.latent_dim, likelihood=cfg.model.likelihood,
-                            width=cfg.model.width)
+                            width=cfg.model.width, depth=cfg.model.depth)
 
 
 def load_model(path: str | Path):
@@ -161,16 +161,21 @@ def _unit(images) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(model: nn.Module, n: int, labels=None, seed: int = 0, batch_size: int = 1000,
-             temperature: float = 1.0) -> torch.Tensor:
-    """n images in [0, 1] (N, 1, 28, 28) from the prior (seeded). A conditional model gets `labels` (N,), by
-    default every class in turn (n/10 each); an unconditional one ignores them."""
+             temperature: float = 1.0, prior: "FittedPrior | None" = None) -> torch.Tensor:
+    """n images in [0, 1] (N, 1, 28, 28) from the prior N(0, I) or a FittedPrior (seeded). A conditional model
+    gets `labels` (N,), by default every class in turn (n/10 each); an unconditional one ignores them."""
     g = torch.Generator().manual_seed(seed)
     if model.conditional and labels is None:
         labels = np.arange(n) % model.num_classes
     out = []
     for i in range(0, n, batch_size):
         y = None if not model.conditional else torch.as_tensor(np.asarray(labels)[i:i + batch_size])
-        out.append(model.sample(min(batch_size, n - i), y, generator=g, temperature=temperature))
+        m = min(batch_size, n - i)
+        if prior is None:
+            out.append(model.sample(m, y, generator=g, temperature=temperature))
+        else:
+            z = prior.sample(m, y, generator=g, temperature=temperature).to(next(model.parameters()).device)
+            out.append(model.mean_image(model.decode(z, y)))
     return torch.cat(out) if out else torch.zeros(0, 1, 28, 28)
 
 
@@ -188,6 +193,90 @@ def encode_means(model: nn.Module, images, labels, batch_size: int = 1000) -> tu
 def kl_per_dim(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """Mean KL(q(z_d|x) || N(0, 1)) of each latent dimension over the images, nats."""
     return (0.5 * (np.exp(logvar) + mu ** 2 - 1 - logvar)).mean(0)
+
+
+class FittedPrior:
+    """Ex-post density estimate of the latent codes (Ghosh et al. 2020, "From variational to deterministic
+    autoencoders"): one full-covariance Gaussian per class (conditional models) or one for all (unconditional),
+    moment-matched to the aggregated posterior of the training images, q(z|y) = mean_i q(z|x_i, y): mean of the
+    posterior means, covariance of the means plus the mean posterior variance. The VAE's decoder only learnt
+    the regions q puts mass on; N(0, I) also draws from the "holes" between them, which decode to blends of
+    classes. Sampling from the fitted Gaussian instead changes nothing in the trained model."""
+
+    def __init__(self, mean: torch.Tensor, chol: torch.Tensor, counts: torch.Tensor):
+        self.mean, self.chol, self.counts = mean.double(), chol.double(), counts.long()  # (K, D), (K, D, D), (K,)
+
+    @classmethod
+    def fit(cls, mu: np.ndarray, logvar: np.ndarray, labels: np.ndarray | None = None,
+            num_classes: int = 1) -> "FittedPrior":
+        """labels=None: one Gaussian over all codes; else one per class 0..num_classes-1 (a class needs >= 2 codes)."""
+        mu, var = np.asarray(mu, np.float64), np.exp(np.asarray(logvar, np.float64))
+        groups = [np.arange(len(mu))] if labels is None else [np.flatnonzero(labels == k) for k in range(num_classes)]
+        means, chols = [], []
+        for k, rows in enumerate(groups):
+            if len(rows) < 2:
+                raise ValueError(f"the fitted prior needs at least 2 training images of class {k}, got {len(rows)}")
+            cov = np.cov(mu[rows], rowvar=False).reshape(mu.shape[1], mu.shape[1]) + np.diag(var[rows].mean(0))
+            means.append(mu[rows].mean(0))
+            chols.append(np.linalg.cholesky(cov + 1e-6 * np.eye(len(cov))))
+        return cls(torch.from_numpy(np.stack(means)), torch.from_numpy(np.stack(chols)),
+                   torch.tensor([len(r) for r in groups]))
+
+    @property
+    def conditional(self) -> bool:
+        return len(self.mean) > 1
+
+    def sample(self, n: int, labels=None, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
+        """n codes (float32): of class labels[i] (conditional) or from the single Gaussian."""
+        k = torch.zeros(n, dtype=torch.long) if not self.conditional else torch.as_tensor(labels).long().reshape(-1)
+        if len(k) != n:
+            raise ValueError(f"{n} codes but {len(k)} labels")
+        eps = temperature * torch.randn(n, self.mean.shape[1], generator=generator, dtype=torch.float64)
+        return (self.mean[k] + torch.einsum("nij,nj->ni", self.chol[k], eps)).float()
+
+    def save(self, path: str | Path) -> Path:
+        from safetensors.torch import save_file
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"mean": self.mean.contiguous(), "chol": self.chol.contiguous(), "counts": self.counts}, str(path),
+                  metadata={"what": "vislab fitted latent prior"})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FittedPrior":
+        from safetensors.torch import load_file
+        t = load_file(str(path))
+        missing = {"mean", "chol", "counts"} - set(t)
+        if missing:
+            raise ckpt.CheckpointError(f"{path} is not a fitted prior (missing {sorted(missing)})")
+        return cls(t["mean"], t["chol"], t["counts"])
+
+
+def prior_path(checkpoint: str | Path) -> Path:
+    """Where the fitted prior of a checkpoint lives: beside it, <stem>.prior.safetensors."""
+    p = Path(checkpoint)
+    p = p / "checkpoints" / "best.safetensors" if p.is_dir() else p
+    return p.with_name(p.name.removesuffix(".safetensors") + ".prior.safetensors")
+
+
+def fit_prior(model: nn.Module, data: VaeData) -> FittedPrior:
+    """The FittedPrior of a model on its training rows (per class for a conditional model)."""
+    rows = data.train_rows
+    labels = data.train.labels[rows]
+    mu, lv = encode_means(model, data.train.images[rows], labels)
+    return FittedPrior.fit(mu, lv, labels if model.conditional else None, model.num_classes)
+
+
+def load_or_fit_prior(checkpoint: str | Path, model: nn.Module, cfg: VaeRunConfig,
+                      data: VaeData | None = None) -> FittedPrior:
+    """The checkpoint's saved fitted prior, or fit it on the run's training data and save it beside."""
+    p = prior_path(checkpoint)
+    if p.is_file():
+        return FittedPrior.load(p)
+    prior = fit_prior(model, data or load_data(cfg))
+    prior.save(p)
+    return prior
 
 
 ACTIVE_KL = 0.01  # a latent dimension is "active" when its mean KL exceeds this many nats
@@ -220,14 +309,14 @@ def iwae_bound(model: nn.Module, images, labels, k: int = 100, batch_size: int =
 
 
 def controllability(model: nn.Module, classifier, classes: Sequence[str], n_per_class: int = 1000,
-                    seed: int = 0, temperature: float = 1.0) -> dict:
-    """A conditional model's samples of each class, classified by the shipped classifier: the share
-    classified as the class asked for, per class, their mean, and the worst class."""
+                    seed: int = 0, temperature: float = 1.0, prior: FittedPrior | None = None) -> dict:
+    """A conditional model's samples of each class (from N(0, I) or `prior`), classified by the shipped
+    classifier: the share classified as the class asked for, per class, their mean, and the worst class."""
     from .vae_classifier import classify
     if not model.conditional:
         raise ValueError("controllability needs a conditional model (cvae)")
     y = np.repeat(np.arange(len(classes)), n_per_class)
-    imgs = generate(model, len(y), y, seed=seed, temperature=temperature)
+    imgs = generate(model, len(y), y, seed=seed, temperature=temperature, prior=prior)
     pred, _ = classify(classifier, imgs)
     per = {c: float((pred[y == i] == i).mean()) for i, c in enumerate(classes)}
     worst = min(per, key=per.get)
@@ -265,15 +354,15 @@ def traversal(model: nn.Module, z0: np.ndarray, y: int | None = None, dims: Sequ
 
 
 def samples_by_class(model: nn.Module, classifier, classes: Sequence[str], per_class: int = 20,
-                     seed: int = 0, pool: int = 4000) -> tuple[torch.Tensor, dict[str, int]]:
+                     seed: int = 0, pool: int = 4000, prior: FittedPrior | None = None) -> tuple[torch.Tensor, dict[str, int]]:
     """`per_class` samples of each class in class order (per_class * 10 images): a conditional model's
     samples of that class; an unconditional model's samples that the classifier assigns to it (drawn from
     a pool of `pool` samples; how many each class got is returned, a class may run short)."""
     from .vae_classifier import classify
     if model.conditional:
         y = np.repeat(np.arange(len(classes)), per_class)
-        return generate(model, len(y), y, seed=seed), {c: per_class for c in classes}
-    imgs = generate(model, pool, seed=seed)
+        return generate(model, len(y), y, seed=seed, prior=prior), {c: per_class for c in classes}
+    imgs = generate(model, pool, seed=seed, prior=prior)
     pred, _ = classify(classifier, imgs)
     out, counts = [], {}
     for i, c in enumerate(classes):
@@ -371,6 +460,18 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
     out["reconstruction_accuracy"] = reconstruction_accuracy(model, classifier, mu, t.labels, classes)
     if model.conditional:
         out["controllability"] = controllability(model, classifier, classes, ev.controllability_n)
+    prior = None
+    if ev.fitted_prior:
+        prior = fit_prior(model, data)
+        prior.save(prior_path(path))
+        fake_fitted = generate(model, n, seed=1, prior=prior)
+        out["fitted_prior"] = {"file": str(prior_path(path)),
+                               "fid": {"classifier": fid_classifier(real, fake_fitted, classifier), "n": n}}
+        if ev.inception:
+            out["fitted_prior"]["fid"]["inception"] = fid_inception(real, fake_fitted, ev.inception_weights)
+        if model.conditional:
+            out["fitted_prior"]["controllability"] = controllability(model, classifier, classes,
+                                                                     ev.controllability_n, prior=prior)
     if ev.iwae_k:
         out["iwae"] = {"k": ev.iwae_k, "log_px_bound": iwae_bound(model, t.images, t.labels, ev.iwae_k)}
     out["hardware"] = hardware()
@@ -386,11 +487,19 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
         what = "samples conditioned on each class" if model.conditional else "samples sorted by the classifier's class"
         figs.append(plots.mosaic_panels({what: (grid, len(classes), 20)}, pdir / "samples_per_class.png",
                                         row_labels=[f"{c}" if model.conditional else f"{c} ({got[c]})" for c in classes]))
+        if prior is not None:
+            grid, got = samples_by_class(model, classifier, classes, prior=prior)
+            figs.append(plots.mosaic_panels({what + ", fitted prior": (grid, len(classes), 20)},
+                                            pdir / "samples_per_class_fitted.png",
+                                            row_labels=[f"{c}" if model.conditional else f"{c} ({got[c]})"
+                                                        for c in classes]))
         if model.conditional:
             ctrl = out["controllability"]["per_class"]
             chosen = [classes[class_id(c, classes)] for c in ev.detail_classes] if ev.detail_classes else \
                 sorted(ctrl, key=ctrl.get)[:3]
             figs.append(_detail_figure(model, classifier, classes, chosen, pdir / "detail_classes.png"))
+            if prior is not None:
+                figs.append(_detail_figure(model, classifier, classes, chosen, pdir / "detail_classes_fitted.png", prior))
             out["detail_classes"] = chosen
     if ev.tsne:
         figs.append(plots.tsne_scatter(mu, t.labels, classes, pdir / "latent_tsne.png",
@@ -424,15 +533,16 @@ def _traversal_figure(model, cfg, z0, y0, kld, path, k: int = 8, steps: int = 9,
         path, row_labels=[f"z{d} (KL {kld[d]:.2f})" for d in dims], col_labels=[f"{v:+.1f}" for v in values])
 
 
-def _detail_figure(model, classifier, classes, chosen, path) -> Path:
+def _detail_figure(model, classifier, classes, chosen, path, prior: FittedPrior | None = None) -> Path:
     """Three chosen classes in detail: 10 samples each (one row per class), with what the classifier calls them."""
     from .vae_classifier import classify
     ids = [class_id(c, classes) for c in chosen]
     y = np.repeat(ids, 10)
-    imgs = generate(model, len(y), y, seed=2)
+    imgs = generate(model, len(y), y, seed=2, prior=prior)
     pred, prob = classify(classifier, imgs)
     labels = [f"{classes[p].split('/')[0]} {100 * prob[i, p]:.0f}%" for i, p in enumerate(pred)]
-    return plots.image_grid(imgs, path, title=f"cVAE samples of {', '.join(chosen)} (one class per row), "
+    src = "the fitted prior" if prior is not None else "N(0, I)"
+    return plots.image_grid(imgs, path, title=f"cVAE samples of {', '.join(chosen)} from {src} (one class per row), "
                                                 "labelled with the classifier's prediction", ncols=10, labels=labels)
 
 
@@ -453,6 +563,15 @@ def _summary_text(m: dict) -> str:
         c = m["controllability"]
         s += (f" Controllability: {100 * c['mean']:.1f}% mean, worst class {c['worst_class']} "
               f"{100 * c['worst']:.1f}% ({c['n_per_class']} samples per class).")
+    if "fitted_prior" in m:
+        f = m["fitted_prior"]
+        s += f" Sampling from the fitted prior instead of N(0, I): FID (a) {f['fid']['classifier']:.2f}"
+        if "inception" in f["fid"]:
+            s += f", FID (b) {f['fid']['inception']:.2f}"
+        if "controllability" in f:
+            c = f["controllability"]
+            s += f", controllability {100 * c['mean']:.1f}% mean, worst class {c['worst_class']} {100 * c['worst']:.1f}%"
+        s += "."
     if "iwae" in m:
         s += f" Importance-weighted bound (k={m['iwae']['k']}): log p(x) >= {m['iwae']['log_px_bound']:.2f} nats."
     return s
@@ -467,17 +586,23 @@ def results_table(results: dict[str, dict]) -> Table:
     for name, m in results.items():
         t = m["test_nats_per_image"]
         c = m.get("controllability")
+        f = m.get("fitted_prior", {})
+        fc = f.get("controllability")
         ra = m.get("reconstruction_accuracy", {}).get("mean")
         rows.append([name, m["model"], m["beta"], m.get("epochs"), t["total"], t["recon"], t["kl"], t["recon"] + t["kl"],
                      m["active_dims"],
                      m["fid"]["classifier"], m["fid"].get("inception", "-"),
                      f"{100 * ra:.1f}%" if ra is not None else "-",
-                     f"{100 * c['mean']:.1f}% (worst {c['worst_class']} {100 * c['worst']:.1f}%)" if c else "-"])
+                     f"{100 * c['mean']:.1f}% (worst {c['worst_class']} {100 * c['worst']:.1f}%)" if c else "-",
+                     f.get("fid", {}).get("classifier", "-"),
+                     f"{100 * fc['mean']:.1f}% (worst {fc['worst_class']} {100 * fc['worst']:.1f}%)" if fc else "-"])
     return Table(["run", "model", "beta", "epochs", "total (nats)", "reconstruction", "KL", "-ELBO (beta 1)", "active dims",
-                  "FID (a) classifier", "FID (b) Inception", "classifier on reconstructions", "controllability"], rows,
+                  "FID (a) classifier", "FID (b) Inception", "classifier on reconstructions", "controllability",
+                  "FID (a) fitted prior", "controllability fitted prior"], rows,
                  caption="Per test image, nats: total = reconstruction + beta x KL (what was trained), -ELBO = "
                          "reconstruction + KL (a bound on -log p(x), comparable across beta); Bernoulli likelihood unless "
-                         "stated; FID compares only within one extractor.")
+                         "stated; FID compares only within one extractor. Samples come from N(0, I) unless the column "
+                         "says fitted prior (a Gaussian per class fitted to the training codes, FittedPrior).")
 
 
 def evaluate(checkpoint: str | Path, overrides: dict | None = None, **kw) -> dict:
@@ -494,8 +619,12 @@ def evaluate(checkpoint: str | Path, overrides: dict | None = None, **kw) -> dic
 
 
 def sample(checkpoint: str | Path, n: int = 16, class_name: str | None = None, out: str | Path | None = None,
-           seed: int = 0, temperature: float = 1.0, ncols: int = 8) -> Path:
-    """A PNG grid of n samples; `class_name` (cVAE only) picks the class. Returns the PNG's path."""
+           seed: int = 0, temperature: float = 1.0, ncols: int = 8, prior: str = "standard") -> Path:
+    """A PNG grid of n samples; `class_name` (cVAE only) picks the class; prior "standard" draws z from
+    N(0, I), "fitted" from the checkpoint's FittedPrior (saved by evaluate, else fitted now on the run's
+    training data). Returns the PNG's path."""
+    if prior not in ("standard", "fitted"):
+        raise ValueError(f"prior must be 'standard' or 'fitted', got {prior!r}")
     model, meta, cfg = load_model(checkpoint)
     classes = meta["classes"]
     if n < 1:
@@ -508,11 +637,13 @@ def sample(checkpoint: str | Path, n: int = 16, class_name: str | None = None, o
         y = np.full(n, cid)
     elif model.conditional:
         y = np.arange(n) % len(classes)
-    imgs = generate(model, n, y, seed=seed, temperature=temperature)
+    fitted = load_or_fit_prior(checkpoint, model, cfg) if prior == "fitted" else None
+    imgs = generate(model, n, y, seed=seed, temperature=temperature, prior=fitted)
     what = classes[int(y[0])] if class_name is not None else ("each class in turn" if model.conditional else "prior")
     out = Path(out) if out else _run_dir_of(checkpoint) / "plots" / (
-        f"sample-{(class_name or 'all').replace('/', '-')}-{n}.png")
-    return plots.image_grid(imgs, out, title=f"{cfg.model.name} samples ({what}, seed {seed})", ncols=min(ncols, n))
+        f"sample-{(class_name or 'all').replace('/', '-')}-{n}{'-fitted' if fitted else ''}.png")
+    return plots.image_grid(imgs, out, title=f"{cfg.model.name} samples ({what}, {prior} prior, seed {seed})",
+                            ncols=min(ncols, n))
 
 
 def traverse(checkpoint: str | Path, k: int = 8, steps: int = 9, span: float = 3.0, image_index: int = 0,

@@ -85,49 +85,75 @@ class FCVAE(_VAE):
 class ConvVAE(_VAE):
     """conv w (s2, 14x14) -> conv 2w (s2, 7x7) -> fc 256 -> (mu, logvar); mirrored with transposed convs
     (w = `width`, 64 by default). Conditional (cvae): the one-hot class enters the encoder as 10 constant
-    channels and the decoder concatenated to z."""
+    channels and the decoder concatenated to z.
 
-    def __init__(self, latent_dim: int = 64, num_classes: int = 10, conditional: bool = False, width: int = 64):
+    `depth` > 0 gives a deeper decoder: `depth` 3x3 conv layers after each upsampling (w channels at 14x14,
+    w/2 at 28x28) and a 3x3 output conv; a conditional model also gets the one-hot class as constant channels
+    at 7x7 and 14x14, so the class reaches the layers that draw detail. depth 0 is the plain mirror above."""
+
+    def __init__(self, latent_dim: int = 64, num_classes: int = 10, conditional: bool = False, width: int = 64,
+                 depth: int = 0):
         super().__init__(latent_dim, num_classes)
-        self.conditional, self.width = conditional, width
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0, got {depth}")
+        self.conditional, self.width, self.depth = conditional, width, depth
         c, w = (num_classes if conditional else 0), width
         self.enc = nn.Sequential(nn.Conv2d(1 + c, w, 4, 2, 1), nn.ReLU(), nn.Conv2d(w, 2 * w, 4, 2, 1), nn.ReLU(),
                                  nn.Flatten(), nn.Linear(2 * w * 7 * 7, 256), nn.ReLU())
         self.mu, self.logvar = nn.Linear(256, latent_dim), nn.Linear(256, latent_dim)
         self.dec_fc = nn.Sequential(nn.Linear(latent_dim + c, 256), nn.ReLU(), nn.Linear(256, 2 * w * 7 * 7), nn.ReLU())
-        self.dec = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(w, 1, 4, 2, 1))
+        if depth == 0:
+            self.dec = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(w, 1, 4, 2, 1))
+            return
+
+        def refine(ch):
+            return [m for _ in range(depth) for m in (nn.Conv2d(ch, ch, 3, padding=1), nn.ReLU())]
+
+        h = max(w // 2, 1)
+        self.dec14 = nn.Sequential(nn.ConvTranspose2d(2 * w + c, w, 4, 2, 1), nn.ReLU(), *refine(w))
+        self.dec = nn.Sequential(nn.ConvTranspose2d(w + c, h, 4, 2, 1), nn.ReLU(), *refine(h),
+                                 nn.Conv2d(h, 1, 3, padding=1))
+
+    @staticmethod
+    def _with_class(h: torch.Tensor, oh: torch.Tensor | None) -> torch.Tensor:
+        if oh is None:
+            return h
+        return torch.cat([h, oh[:, :, None, None].expand(-1, -1, *h.shape[2:])], dim=1)
 
     def encode(self, x, y=None):
-        oh = self._onehot(y, x.shape[0], x.device)
-        if oh is not None:
-            x = torch.cat([x, oh[:, :, None, None].expand(-1, -1, *x.shape[2:])], dim=1)
-        h = self.enc(x)
+        h = self.enc(self._with_class(x, self._onehot(y, x.shape[0], x.device)))
         return self.mu(h), self.logvar(h)
 
     def decode(self, z, y=None):
         oh = self._onehot(y, z.shape[0], z.device)
         if oh is not None:
             z = torch.cat([z, oh], dim=1)
-        return self.dec(self.dec_fc(z).view(-1, 2 * self.width, 7, 7))
+        h = self.dec_fc(z).view(-1, 2 * self.width, 7, 7)
+        if self.depth == 0:
+            return self.dec(h)
+        return self.dec(self._with_class(self.dec14(self._with_class(h, oh)), oh))
 
 
 VAE_MODELS = {
-    "vae": lambda latent_dim=32, num_classes=10, width=None: FCVAE(latent_dim, num_classes),
-    "conv-vae": lambda latent_dim=64, num_classes=10, width=64: ConvVAE(latent_dim, num_classes, width=width or 64),
-    "cvae": lambda latent_dim=64, num_classes=10, width=64: ConvVAE(latent_dim, num_classes, True, width or 64),
+    "vae": lambda latent_dim=32, num_classes=10, width=None, depth=0: FCVAE(latent_dim, num_classes),
+    "conv-vae": lambda latent_dim=64, num_classes=10, width=64, depth=0: ConvVAE(latent_dim, num_classes,
+                                                                                  width=width or 64, depth=depth),
+    "cvae": lambda latent_dim=64, num_classes=10, width=64, depth=0: ConvVAE(latent_dim, num_classes, True,
+                                                                              width or 64, depth),
 }
 
 
 def create_vae_model(name: str, latent_dim: int | None = None, num_classes: int = 10,
-                     likelihood: str = "bernoulli", width: int | None = None) -> _VAE:
+                     likelihood: str = "bernoulli", width: int | None = None, depth: int = 0) -> _VAE:
     """vae (latent 32), conv-vae (latent 64) or cvae (latent 64) by default; `latent_dim` overrides.
     `likelihood` says how the decoder output is read (bernoulli logits or gaussian means); `width` is the
-    conv models' base channel count (64; the FC VAE has none)."""
+    conv models' base channel count (64; the FC VAE has none), `depth` their decoder's extra 3x3 layers per
+    resolution (0)."""
     if name not in VAE_MODELS:
         raise ValueError(f"unknown VAE model {name!r}; models are {sorted(VAE_MODELS)}")
     if likelihood not in ("bernoulli", "gaussian"):
         raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli' or 'gaussian'")
-    kw = {"num_classes": num_classes, "width": width} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
+    kw = {"num_classes": num_classes, "width": width, "depth": depth} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
     model = VAE_MODELS[name](**kw)
     model.likelihood = likelihood
     return model
