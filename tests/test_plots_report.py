@@ -236,3 +236,17 @@ def test_report_markdown(tmp_path):
     assert "figures/summary.png" in links and "plots/cm.png" in links
     assert (out / "figures" / "summary.png").read_bytes() == p_outside.read_bytes()
     assert "](#metrics)" in md and "](#metrics-1)" in md  # TOC with GitHub-style anchors
+
+
+def test_markdown_text_escapes_html_and_line_start_quotes_only():
+    from vislab.report import _md_text
+    assert _md_text("loss > 0 and <b>") == "loss > 0 and &lt;b>"  # mid-line ">" stays readable
+    assert _md_text("x\n> not a quote\n  > nor this") == "x\n\\> not a quote\n  \\> nor this"
+
+
+def test_histogram_legend_names_its_unit(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+    labels, real = [], Axes.hist
+    monkeypatch.setattr(Axes, "hist", lambda self, *a, **k: labels.append(k.get("label")) or real(self, *a, **k))
+    path = plots.histograms({"train": np.zeros((3, 4)), "test": np.ones(5)}, tmp_path / "h.png", "t", "x", unit="pixels")
+    assert path.is_file() and labels == ["train (n=12 pixels)", "test (n=5 pixels)"]

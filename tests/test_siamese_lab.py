@@ -350,3 +350,9 @@ def test_with_params_applies_a_search_point():
     fixed = load_config(None, ["search.backbone_lr_mult=[1.0]"], model=SiameseRunConfig)
     assert S.with_params(fixed, {"lr": 1e-3}).train.backbone_lr_mult == 1.0  # one value: applied to every trial
     assert S.with_params(c, {"lr": 1e-3}).train.filled().backbone_lr_mult == 0.1  # none: the recipe's
+
+
+def test_search_report_orders_trials_best_first_with_zero_as_a_value():
+    values = [0.1, None, 0.0, 0.3]
+    assert sorted(values, key=lambda v: S._trial_order(v, maximize=False)) == [0.0, 0.1, 0.3, None]  # EER 0 is best
+    assert sorted(values, key=lambda v: S._trial_order(v, maximize=True)) == [0.3, 0.1, 0.0, None]

@@ -858,14 +858,15 @@ def mosaic_panels(panels: Mapping[str, tuple[Any, int, int]], path, title: str =
 
 
 def histograms(series: Mapping[str, Any], path, title: str, xlabel: str, bins: int | Sequence[float] = 50,
-               log_y: bool = False, density: bool = True) -> Path:
-    """Overlaid step histograms of several value sets (e.g. train and test pixel intensities)."""
+               log_y: bool = False, density: bool = True, unit: str = "values") -> Path:
+    """Overlaid step histograms of several value sets (e.g. train and test pixel intensities); the legend
+    counts each set in `unit` (values, pixels, images ...)."""
     fig = _new_figure(7, 4)
     ax = fig.add_subplot()
     for i, (name, v) in enumerate(series.items()):
         v = to_numpy(v).ravel()
         ax.hist(v, bins=bins, histtype="step", linewidth=1.5, density=density, color=_COLORS[i % len(_COLORS)],
-                label=f"{name} (n={len(v):,})")
+                label=f"{name} (n={len(v):,} {unit})")
     if log_y:
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)

@@ -180,7 +180,9 @@ def _md_cell(v: Any) -> str:
 
 
 def _md_text(s: str) -> str:
-    return str(s).replace("<", "&lt;").replace(">", "&gt;")
+    """Plain text for Markdown: "<" could open HTML, so it is escaped; ">" only matters at a line's start
+    (a quote), so "a > b" stays readable."""
+    return re.sub(r"(?m)^(\s*)>", r"\1\\>", str(s).replace("<", "&lt;"))
 
 
 def _md_table(t: Table) -> str:

@@ -803,6 +803,13 @@ def search(cfg: SiameseRunConfig, trials: int | None = None, sampler: str | None
     return write_search_report(study, cfg, out, data, progress, console)
 
 
+def _trial_order(value: float | None, maximize: bool) -> tuple[bool, float]:
+    """Sort key of a search trial: best value first, failed/pruned trials (no value) last; 0 is a value."""
+    if value is None:
+        return (True, 0.0)
+    return (False, -value if maximize else value)
+
+
 def write_search_report(study, cfg: SiameseRunConfig, out: Path, data: FaceData, progress: bool, console) -> Path:
     import csv
     from optuna.trial import TrialState
@@ -832,7 +839,7 @@ def write_search_report(study, cfg: SiameseRunConfig, out: Path, data: FaceData,
     cols = ["trial", "state", "value", "loss", "lr", "margin", "step_size", "gamma", "epochs", "embedding_dim",
             "val_eer", "seconds"]
     table = Table(cols, [[r.get(c, "") if r.get(c) is not None else "" for c in cols] for r in
-                         sorted(rows, key=lambda r: -(r["value"] or -1e9) if study.direction.name == "MAXIMIZE" else (r["value"] or 1e9))])
+                         sorted(rows, key=lambda r: _trial_order(r["value"], study.direction.name == "MAXIMIZE"))])
     test = json.loads((best_run / "metrics.json").read_text())
     per_loss = best_per_loss(study, data, console)
     (out / "best_per_loss.json").write_text(json.dumps(per_loss, indent=2))

@@ -400,9 +400,9 @@ def eda(cfg: VaeRunConfig, out: str | Path | None = None, data: VaeData | None =
             plots.class_distribution(counts["test"], pdir / "classes_test.png", "Fashion-MNIST test classes"),
             plots.histograms({k: v.ravel() for k, v in sub.items()}, pdir / "pixel_intensity.png",
                              "Pixel intensities (5,000 random images per split)", "intensity (0-255)",
-                             bins=np.arange(0, 257, 4), log_y=True),
+                             bins=np.arange(0, 257, 4), log_y=True, unit="pixels"),
             plots.histograms({k: v for k, v in nonzero.items()}, pdir / "nonzero_share.png",
-                             "Share of non-zero pixels per image", "non-zero pixels / 784", bins=40)]
+                             "Share of non-zero pixels per image", "non-zero pixels / 784", bins=40, unit="images")]
     per = 10
     rows = np.concatenate([np.flatnonzero(tr.labels == i)[:per] for i in range(len(classes))])
     figs.append(plots.mosaic_panels({"train examples": (tr.images[rows], len(classes), per)}, pdir / "examples.png",
