@@ -156,8 +156,8 @@ def test_fitted_prior_moments_per_class_sampling_and_file(tmp_path):
     logvar = np.log(np.full((1000, 3), 0.04))
     p = FittedPrior.fit(mu, logvar, labels, 2)
     want_cov0 = np.cov(mu[:500], rowvar=False) + 0.04 * np.eye(3)  # spread of the means + mean posterior variance
-    got_cov0 = (p.chol[0] @ p.chol[0].T).numpy()
-    assert np.allclose(got_cov0, want_cov0, atol=1e-5) and np.allclose(p.mean[1].numpy(), mu[500:].mean(0))
+    got_cov0 = (p.chol[0, 0] @ p.chol[0, 0].T).numpy()  # class 0, its one component
+    assert np.allclose(got_cov0, want_cov0, atol=1e-5) and np.allclose(p.mean[1, 0].numpy(), mu[500:].mean(0))
     assert p.conditional and p.counts.tolist() == [500, 500]
     z = p.sample(20000, np.zeros(20000, int), generator=torch.Generator().manual_seed(0)).numpy()
     assert z.dtype == np.float32 and np.allclose(z.mean(0), mu[:500].mean(0), atol=0.05)
@@ -171,6 +171,25 @@ def test_fitted_prior_moments_per_class_sampling_and_file(tmp_path):
         FittedPrior.fit(mu, logvar, labels, 3)
     with pytest.raises(ValueError, match="3 codes but 2 labels"):
         p.sample(3, [0, 1])
+
+
+def test_fitted_prior_mixture_finds_the_modes_of_a_class():
+    from vislab.vae import FittedPrior
+    rng = np.random.default_rng(1)
+    mu = np.concatenate([rng.normal(-4, 0.3, (300, 2)), rng.normal(4, 0.3, (100, 2))])  # one class, two modes 3:1
+    logvar = np.log(np.full((400, 2), 0.01))
+    one, two = FittedPrior.fit(mu, logvar), FittedPrior.fit(mu, logvar, components=2)
+    assert one.components == 1 and two.components == 2
+    order = np.argsort(two.mean[0, :, 0].numpy())
+    assert np.allclose(two.mean[0, order].numpy(), [[-4, -4], [4, 4]], atol=0.1)
+    assert np.allclose(two.weights[0, order].numpy(), [0.75, 0.25], atol=0.01)
+    z2 = two.sample(4000, generator=torch.Generator().manual_seed(0)).numpy()
+    z1 = one.sample(4000, generator=torch.Generator().manual_seed(0)).numpy()
+    assert (np.abs(z2[:, 0]) < 2).mean() < 0.01  # the mixture leaves the gap between the modes empty
+    assert (np.abs(z1[:, 0]) < 2).mean() > 0.2  # one Gaussian fills it: the "hole" a single density samples
+    assert (z2[:, 0] > 0).mean() == pytest.approx(0.25, abs=0.03)
+    with pytest.raises(ValueError, match="components must be >= 1"):
+        FittedPrior.fit(mu, logvar, components=0)
 
 
 def test_generate_from_a_fitted_prior_decodes_its_codes():

@@ -468,7 +468,9 @@ class VaeEvalConfig(_Strict):
     controllability_n: int = Field(1000, ge=1)
     """cVAE samples per class for controllability."""
     fitted_prior: bool = True
-    """Also sample from a Gaussian per class fitted to the training images' latent codes (vae.FittedPrior, saved beside the checkpoint as <stem>.prior.safetensors): FID (a) and controllability for those samples."""
+    """Also sample from a density per class fitted to the training images' latent codes (vae.FittedPrior, saved beside the checkpoint as <stem>.prior.safetensors): FID (a) and controllability for those samples."""
+    prior_components: int = Field(10, ge=1)
+    """Gaussian components per class of the fitted prior (1: one Gaussian moment-matched to the aggregated posterior; K > 1: a K-component mixture fitted by EM)."""
     iwae_k: int = Field(0, ge=0)
     """k > 0: also the importance-weighted log-likelihood bound with k samples per test image."""
     detail_classes: list[str] | None = None
