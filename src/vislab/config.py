@@ -442,7 +442,7 @@ class VaeModelConfig(_Strict):
     width: int = Field(64, ge=1)
     """conv-vae/cvae: channels of the first conv (the second has twice as many); ignored by vae. 64 beat 32 at 5 epochs: 242.1 vs 244.2 nats, FID (a) 239 vs 272."""
     depth: int = Field(0, ge=0)
-    """conv-vae/cvae: 3x3 conv layers after each decoder upsampling (and, for cvae, the class as channels at every decoder resolution); 0 = the plain two-layer transposed-conv decoder."""
+    """conv-vae/cvae: 3x3 conv layers after each decoder upsampling (and, for cvae, the class as channels at every decoder resolution); 0 = the plain two-layer transposed-conv decoder. cvae beta 0.5, depth 1 vs 0: same loss (226.69 vs 226.68 nats), half the speed, controllability 82.8% vs 87.0% (fitted prior)."""
     beta: float = 1.0
     """Weight of the KL term (beta-VAE); must be > 0."""
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"

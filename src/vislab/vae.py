@@ -492,6 +492,7 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
         prior.save(prior_path(path))
         fake_fitted = generate(model, n, seed=1, prior=prior)
         out["fitted_prior"] = {"file": str(prior_path(path)), "components": ev.prior_components,
+                               "per_class": bool(model.conditional),
                                "fid": {"classifier": fid_classifier(real, fake_fitted, classifier), "n": n}}
         if ev.inception:
             out["fitted_prior"]["fid"]["inception"] = fid_inception(real, fake_fitted, ev.inception_weights)
@@ -591,7 +592,9 @@ def _summary_text(m: dict) -> str:
               f"{100 * c['worst']:.1f}% ({c['n_per_class']} samples per class).")
     if "fitted_prior" in m:
         f = m["fitted_prior"]
-        s += f" Sampling from the fitted prior ({f.get('components', 1)} Gaussians per class) instead of N(0, I): FID (a) {f['fid']['classifier']:.2f}"
+        k = f.get("components", 1)
+        what = f"{k} Gaussians per class" if f.get("per_class", "controllability" in f) else f"a mixture of {k} Gaussians"
+        s += f" Sampling from the fitted prior ({what}) instead of N(0, I): FID (a) {f['fid']['classifier']:.2f}"
         if "inception" in f["fid"]:
             s += f", FID (b) {f['fid']['inception']:.2f}"
         if "controllability" in f:
