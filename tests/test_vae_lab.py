@@ -4,6 +4,7 @@ beyond chance, and every `vislab vae` command works (including its bad-input err
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -133,6 +134,9 @@ def test_vae_cli_commands(runs, tmp_path, fashion_mnist):
     saved.unlink()  # no saved prior: sample fits one on the run's training data and saves it
     res = r.invoke(app, ["vae", "sample", str(runs["conv"]), "--prior", "fitted", "--n", "4"])
     assert res.exit_code == 0 and saved.is_file(), res.output
+    os.utime(saved, (1, 1))  # older than its checkpoint (a resumed run's new best): refitted, not reused
+    res = r.invoke(app, ["vae", "sample", str(runs["conv"]), "--prior", "fitted", "--n", "4"])
+    assert res.exit_code == 0 and saved.stat().st_mtime > 1, res.output
     res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--prior", "uniform"])
     assert res.exit_code == 1 and "prior must be 'standard' or 'fitted'" in res.output
     res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--class", "Parka"])

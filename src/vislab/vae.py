@@ -296,9 +296,10 @@ def fit_prior(model: nn.Module, data: VaeData, components: int = 10) -> FittedPr
 def load_or_fit_prior(checkpoint: str | Path, model: nn.Module, cfg: VaeRunConfig,
                       data: VaeData | None = None) -> FittedPrior:
     """The checkpoint's saved fitted prior, or fit it (eval.prior_components) on the run's training data and
-    save it beside."""
+    save it beside; a prior older than its checkpoint (e.g. a resumed run's new best) is refitted."""
     p = prior_path(checkpoint)
-    if p.is_file():
+    ck = p.with_name(p.name.removesuffix(".prior.safetensors") + ".safetensors")
+    if p.is_file() and not (ck.is_file() and ck.stat().st_mtime > p.stat().st_mtime):
         return FittedPrior.load(p)
     prior = fit_prior(model, data or load_data(cfg), cfg.eval.prior_components)
     prior.save(p)
