@@ -627,7 +627,7 @@ def vae_sample_cmd(checkpoint: CheckpointArg,
                    n: Annotated[int, typer.Option("--n", help="Number of samples.")] = 16,
                    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
                    temperature: Annotated[float, typer.Option(help="Prior scale (1 = the prior).")] = 1.0,
-                   prior: Annotated[str, typer.Option(help="standard: z ~ N(0, I); fitted: a Gaussian per class fitted to the training codes (saved by evaluate, else fitted now).")] = "standard",
+                   prior: Annotated[str, typer.Option(help="standard: z ~ N(0, I); fitted: the Gaussian mixture per class fitted to the training codes (saved by evaluate, else fitted now).")] = "standard",
                    out: Annotated[Optional[Path], typer.Option(help="PNG path (default: the run's plots/).")] = None):
     """A PNG grid of samples from the prior (of one class with --class for the cVAE)."""
     from . import vae

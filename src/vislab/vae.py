@@ -110,9 +110,7 @@ def build_model(cfg: VaeRunConfig):
 
 def load_model(path: str | Path):
     """(model in eval mode, checkpoint metadata, its VaeRunConfig) from a checkpoint or a run folder."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "checkpoints" / "best.safetensors"
+    path = checkpoint_file(path)
     weights, meta = ckpt.load_weights(path)
     if meta.get("lab") != "vae":
         raise ckpt.CheckpointError(f"{path} is a {meta.get('lab')!r} checkpoint, not a VAE one")
@@ -278,10 +276,15 @@ class FittedPrior:
         return cls(t["weights"], t["mean"], t["chol"], t["counts"])
 
 
+def checkpoint_file(checkpoint: str | Path) -> Path:
+    """A checkpoint file, or a run folder's best one."""
+    p = Path(checkpoint)
+    return p / "checkpoints" / "best.safetensors" if p.is_dir() else p
+
+
 def prior_path(checkpoint: str | Path) -> Path:
     """Where the fitted prior of a checkpoint lives: beside it, <stem>.prior.safetensors."""
-    p = Path(checkpoint)
-    p = p / "checkpoints" / "best.safetensors" if p.is_dir() else p
+    p = checkpoint_file(checkpoint)
     return p.with_name(p.name.removesuffix(".safetensors") + ".prior.safetensors")
 
 
@@ -297,8 +300,7 @@ def load_or_fit_prior(checkpoint: str | Path, model: nn.Module, cfg: VaeRunConfi
                       data: VaeData | None = None) -> FittedPrior:
     """The checkpoint's saved fitted prior, or fit it (eval.prior_components) on the run's training data and
     save it beside; a prior older than its checkpoint (e.g. a resumed run's new best) is refitted."""
-    p = prior_path(checkpoint)
-    ck = p.with_name(p.name.removesuffix(".prior.safetensors") + ".safetensors")
+    ck, p = checkpoint_file(checkpoint), prior_path(checkpoint)
     if p.is_file() and not (ck.is_file() and ck.stat().st_mtime > p.stat().st_mtime):
         return FittedPrior.load(p)
     prior = fit_prior(model, data or load_data(cfg), cfg.eval.prior_components)
@@ -511,24 +513,20 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
                                         pdir / "reconstructions.png", row_labels=["input", "output"]))
         figs.append(plots.mosaic_panels({"random samples from the prior": (fake[:40], 4, 10)}, pdir / "samples.png"))
         figs.append(_traversal_figure(model, cfg, mu[0], int(t.labels[0]), kld, pdir / "traversal.png"))
-        grid, got = samples_by_class(model, classifier, classes)
         what = "samples conditioned on each class" if model.conditional else "samples sorted by the classifier's class"
-        figs.append(plots.mosaic_panels({what: (grid, len(classes), 20)}, pdir / "samples_per_class.png",
-                                        row_labels=[f"{c}" if model.conditional else f"{c} ({got[c]})" for c in classes]))
-        if prior is not None:
-            grid, got = samples_by_class(model, classifier, classes, prior=prior)
-            figs.append(plots.mosaic_panels({what + ", fitted prior": (grid, len(classes), 20)},
-                                            pdir / "samples_per_class_fitted.png",
-                                            row_labels=[f"{c}" if model.conditional else f"{c} ({got[c]})"
-                                                        for c in classes]))
+        chosen = None
         if model.conditional:
             ctrl = out["controllability"]["per_class"]
             chosen = [classes[class_id(c, classes)] for c in ev.detail_classes] if ev.detail_classes else \
                 sorted(ctrl, key=ctrl.get)[:3]
-            figs.append(_detail_figure(model, classifier, classes, chosen, pdir / "detail_classes.png"))
-            if prior is not None:
-                figs.append(_detail_figure(model, classifier, classes, chosen, pdir / "detail_classes_fitted.png", prior))
             out["detail_classes"] = chosen
+        for suffix, pr in [("", None)] + ([("_fitted", prior)] if prior is not None else []):
+            grid, got = samples_by_class(model, classifier, classes, prior=pr)
+            figs.append(plots.mosaic_panels({what + (", fitted prior" if pr else ""): (grid, len(classes), 20)},
+                                            pdir / f"samples_per_class{suffix}.png",
+                                            row_labels=[c if model.conditional else f"{c} ({got[c]})" for c in classes]))
+            if chosen:
+                figs.append(_detail_figure(model, classifier, classes, chosen, pdir / f"detail_classes{suffix}.png", pr))
     if ev.tsne:
         figs.append(plots.tsne_scatter(mu, t.labels, classes, pdir / "latent_tsne.png",
                                        title=f"t-SNE of test posterior means ({cfg.model.name}, beta {cfg.model.beta:g})"))
@@ -640,7 +638,7 @@ def evaluate(checkpoint: str | Path, overrides: dict | None = None, **kw) -> dic
     change the run's eval section ({"fid_n": 2000, "inception": True, ...})."""
     p = Path(checkpoint)
     run_dir = _run_dir_of(p)
-    saved = ckpt.read_meta(p if p.is_file() else run_dir / "checkpoints" / "best.safetensors")["config"]
+    saved = ckpt.read_meta(checkpoint_file(p))["config"]
     ev = VaeEvalConfig.model_validate({**saved.get("eval", {}), **(overrides or {})})
     return evaluate_run(run_dir, path=None if p.is_dir() else p, ev=ev, **kw)
 
