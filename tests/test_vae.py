@@ -163,6 +163,9 @@ def test_fitted_prior_moments_per_class_sampling_and_file(tmp_path):
     assert z.dtype == np.float32 and np.allclose(z.mean(0), mu[:500].mean(0), atol=0.05)
     assert np.allclose(np.cov(z, rowvar=False), want_cov0, atol=0.06)
     assert np.allclose(p.sample(1000, np.ones(1000, int), temperature=0.0).numpy(), mu[500:].mean(0), atol=1e-5)
+    zc = p.sample(20000, np.zeros(20000, int), generator=torch.Generator().manual_seed(1), temperature=0.5).numpy()
+    assert np.allclose(np.cov(zc, rowvar=False), 0.25 * want_cov0, atol=0.02)  # temperature scales the spread
+    assert np.allclose(zc.mean(0), mu[:500].mean(0), atol=0.03)  # around the same mean
     one = FittedPrior.fit(mu, logvar)  # unconditional: one Gaussian over every code
     assert not one.conditional and one.sample(4).shape == (4, 3)
     q = FittedPrior.load(p.save(tmp_path / "p.prior.safetensors"))

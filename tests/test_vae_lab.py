@@ -91,6 +91,11 @@ def test_cvae_controllability_beats_chance_and_unconditional_grid_is_by_predicte
     assert f["fid"]["classifier"] < m["fid"]["classifier"]
     assert (runs["cvae"] / "checkpoints" / "best.prior.safetensors").is_file()
     assert (runs["cvae"] / "plots" / "samples_per_class_fitted.png").is_file()
+    sweep = f["temperature_sweep"]  # the default temperatures beside 1, falling
+    assert [r["temperature"] for r in sweep] == [1.0, 0.8, 0.6, 0.4]
+    assert sweep[0]["fid_classifier"] == f["fid"]["classifier"] and sweep[0]["controllability"] == f["controllability"]
+    assert len({r["fid_classifier"] for r in sweep}) == 4 and all(r["controllability"]["n_per_class"] == 100 for r in sweep)
+    assert (runs["cvae"] / "plots" / "temperature_sweep.png").is_file() and "T 0.4: FID (a)" in vae._summary_text(m)
 
 
 @pytest.mark.realdata
@@ -153,6 +158,12 @@ def test_vae_cli_commands(runs, tmp_path, fashion_mnist):
     assert res.exit_code == 0, res.output
     m = json.loads((runs["cvae"] / "metrics.json").read_text())
     assert m["fid"]["n"] == 500 and m["detail_classes"] == ["Shirt", "Coat", "Bag"]
+    res = r.invoke(app, ["vae", "evaluate", str(runs["conv"]), "--fid-n", "500", "--temperatures", "0.5"])
+    assert res.exit_code == 0, res.output
+    sweep = json.loads((runs["conv"] / "metrics.json").read_text())["fitted_prior"]["temperature_sweep"]
+    assert [r["temperature"] for r in sweep] == [1.0, 0.5] and "controllability" not in sweep[1]  # unconditional
+    res = r.invoke(app, ["vae", "evaluate", str(runs["conv"]), "--temperatures", "cold"])
+    assert res.exit_code == 1 and "--temperatures takes comma-separated numbers" in res.output
     res = r.invoke(app, ["vae", "compare", str(runs["conv"]), str(runs["cvae"]), "--out", str(tmp_path / "cmp")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "cmp" / "results.json").read_text()).keys() == {"conv-vae beta 1", "cvae beta 1"}

@@ -78,6 +78,14 @@ def friendly(fn):
     return wrapper
 
 
+def _floats(text: str, option: str) -> list[float]:
+    """A comma-separated list of numbers from an option ('' -> []), or one clear error naming the option."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"{option} takes comma-separated numbers, e.g. 0.8,0.6; got {text!r}")
+
+
 def build_config(config: Path | None, overrides: list[str] | None, base: dict | None = None, **flags):
     """Defaults < base (a checkpoint's config) < YAML < flags < overrides."""
     from .config import load_config, parse_overrides, deep_merge
@@ -539,7 +547,7 @@ def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, d
     """Train the same setup at each margin; compare distance distributions, ROC and AUC in one report."""
     from . import siamese
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, miner=miner, epochs=epochs, out=out)
-    folder = siamese.compare_margins(cfg, [float(m) for m in margins.split(",") if m.strip()], progress)
+    folder = siamese.compare_margins(cfg, _floats(margins, "--margins"), progress)
     console.print(f"margin report: {folder / 'report.html'}")
 
 
@@ -607,7 +615,8 @@ def vae_evaluate_cmd(checkpoint: CheckpointArg, classifier: ClassifierOpt = None
                      inception: InceptionOpt = None, inception_weights: InceptionWeightsOpt = None,
                      iwae_k: IwaeOpt = None,
                      fitted_prior: Annotated[Optional[bool], typer.Option("--fitted-prior/--no-fitted-prior", help="Also FID (a) and controllability of samples from the fitted prior (default: on).")] = None,
-                     detail: Annotated[Optional[str], typer.Option(help="Comma-separated cVAE classes to show in detail.")] = None):
+                     detail: Annotated[Optional[str], typer.Option(help="Comma-separated cVAE classes to show in detail.")] = None,
+                     temperatures: Annotated[Optional[str], typer.Option(help="Comma-separated fitted-prior sampling temperatures measured beside 1 (default 0.8,0.6,0.4; '' for none).")] = None):
     """Test nats per image, FID (a) and optionally (b), controllability (cvae), grids, traversal, t-SNE, report.html."""
     from . import vae
     ov = {k: v for k, v in dict(classifier=classifier, fid_n=fid_n, inception=inception,
@@ -617,6 +626,8 @@ def vae_evaluate_cmd(checkpoint: CheckpointArg, classifier: ClassifierOpt = None
         ov["inception"] = True
     if detail:
         ov["detail_classes"] = [c.strip() for c in detail.split(",") if c.strip()]
+    if temperatures is not None:
+        ov["temperatures"] = _floats(temperatures, "--temperatures")
     vae.evaluate(checkpoint, ov)
 
 

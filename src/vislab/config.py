@@ -7,7 +7,7 @@ Values are parsed as YAML, so lists, numbers, booleans and `null` work.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -471,6 +471,8 @@ class VaeEvalConfig(_Strict):
     """Also sample from a density per class fitted to the training images' latent codes (vae.FittedPrior, saved beside the checkpoint as <stem>.prior.safetensors): FID (a) and controllability for those samples."""
     prior_components: int = Field(10, ge=1)
     """Gaussian components per class of the fitted prior (1: one Gaussian moment-matched to the aggregated posterior; K > 1: a K-component mixture fitted by EM)."""
+    temperatures: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [0.8, 0.6, 0.4])
+    """Fitted-prior sampling temperatures measured beside 1 (code = component mean + T x its spread; T < 1 trades diversity for typical samples, like truncation; T > 1 the reverse): FID (a) and controllability at each, plus plots/temperature_sweep.png. []: none."""
     iwae_k: int = Field(0, ge=0)
     """k > 0: also the importance-weighted log-likelihood bound with k samples per test image."""
     detail_classes: list[str] | None = None

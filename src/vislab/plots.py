@@ -810,7 +810,7 @@ def neighbour_grid(queries, neighbours, same, path, distances=None, title: str =
 
 
 # ===================================================================================== generative lab
-__all__ += ["mosaic_panels", "histograms"]
+__all__ += ["mosaic_panels", "histograms", "temperature_sweep"]
 
 
 def _mosaic(images, nrows: int, ncols: int, gap: int = 1) -> np.ndarray:
@@ -874,4 +874,35 @@ def histograms(series: Mapping[str, Any], path, title: str, xlabel: str, bins: i
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def temperature_sweep(rows: Sequence[Mapping[str, Any]], path, title: str = "Sampling temperature") -> Path:
+    """Quality/diversity trade-off of a sampler over temperatures: rows of {"temperature", "fid_classifier",
+    optional "controllability": {"mean", "worst", "worst_class"}}; FID on the left, controllability (mean and
+    worst class, %) on the right when present."""
+    rows = sorted((r for r in rows if _finite(r.get("fid_classifier"))), key=lambda r: r["temperature"])
+    if not rows:
+        return _message_figure(path, title, "no results")
+    ctrl = all("controllability" in r for r in rows)
+    fig = _new_figure(11 if ctrl else 6, 4)
+    t = [r["temperature"] for r in rows]
+    ax = fig.add_subplot(1, 2 if ctrl else 1, 1)
+    ax.plot(t, [r["fid_classifier"] for r in rows], "-o", color=_COLORS[0])
+    ax.set_xlabel("temperature")
+    ax.set_ylabel("FID (a), classifier features")
+    ax.grid(alpha=0.3)
+    if ctrl:
+        ax2 = fig.add_subplot(1, 2, 2)
+        ax2.plot(t, [100 * r["controllability"]["mean"] for r in rows], "-o", color=_COLORS[1], label="mean")
+        ax2.plot(t, [100 * r["controllability"]["worst"] for r in rows], "-s", color=_COLORS[2],
+                 label="worst class")
+        for x, r in zip(t, rows):
+            ax2.annotate(_short(r["controllability"]["worst_class"], 10), (x, 100 * r["controllability"]["worst"]),
+                         textcoords="offset points", xytext=(0, -12), fontsize=7, ha="center")
+        ax2.set_xlabel("temperature")
+        ax2.set_ylabel("controllability (%)")
+        ax2.legend(fontsize=8)
+        ax2.grid(alpha=0.3)
+    fig.suptitle(title)
     return _save(fig, path)

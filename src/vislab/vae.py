@@ -308,6 +308,29 @@ def load_or_fit_prior(checkpoint: str | Path, model: nn.Module, cfg: VaeRunConfi
     return prior
 
 
+def temperature_sweep(model: nn.Module, classifier, classes: Sequence[str], prior: FittedPrior, real,
+                      temperatures: Sequence[float], n_per_class: int = 1000, at_one: dict | None = None) -> list[dict]:
+    """FID (a) against `real` and (conditional model) controllability of the prior's samples at each temperature
+    (each component's spread x T; T < 1 keeps codes nearer the component means: more typical, less diverse
+    samples). Rows sorted by falling T; T = 1 is always included, taken from `at_one` (fitted_prior metrics)
+    when given."""
+    from .vae_classifier import fid_classifier
+    rows = []
+    for t in sorted({1.0, *map(float, temperatures)}, reverse=True):
+        if t == 1.0 and at_one is not None:
+            row = {"temperature": 1.0, "fid_classifier": at_one["fid"]["classifier"]}
+            if "controllability" in at_one:
+                row["controllability"] = at_one["controllability"]
+        else:
+            fake = generate(model, len(real), seed=1, temperature=t, prior=prior)
+            row = {"temperature": t, "fid_classifier": fid_classifier(real, fake, classifier)}
+            if model.conditional:
+                row["controllability"] = controllability(model, classifier, classes, n_per_class, temperature=t,
+                                                         prior=prior)
+        rows.append(row)
+    return rows
+
+
 ACTIVE_KL = 0.01  # a latent dimension is "active" when its mean KL exceeds this many nats
 
 
@@ -502,6 +525,8 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
         if model.conditional:
             out["fitted_prior"]["controllability"] = controllability(model, classifier, classes,
                                                                      ev.controllability_n, prior=prior)
+        out["fitted_prior"]["temperature_sweep"] = temperature_sweep(
+            model, classifier, classes, prior, real, ev.temperatures, ev.controllability_n, out["fitted_prior"])
     if ev.iwae_k:
         out["iwae"] = {"k": ev.iwae_k, "log_px_bound": iwae_bound(model, t.images, t.labels, ev.iwae_k)}
     out["hardware"] = hardware()
@@ -527,6 +552,9 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
                                             row_labels=[c if model.conditional else f"{c} ({got[c]})" for c in classes]))
             if chosen:
                 figs.append(_detail_figure(model, classifier, classes, chosen, pdir / f"detail_classes{suffix}.png", pr))
+        if prior is not None and len(out["fitted_prior"]["temperature_sweep"]) > 1:
+            figs.append(plots.temperature_sweep(out["fitted_prior"]["temperature_sweep"], pdir / "temperature_sweep.png",
+                                                title="Fitted prior: sampling temperature (1 = the fitted density)"))
     if ev.tsne:
         figs.append(plots.tsne_scatter(mu, t.labels, classes, pdir / "latent_tsne.png",
                                        title=f"t-SNE of test posterior means ({cfg.model.name}, beta {cfg.model.beta:g})"))
@@ -600,6 +628,13 @@ def _summary_text(m: dict) -> str:
             c = f["controllability"]
             s += f", controllability {100 * c['mean']:.1f}% mean, worst class {c['worst_class']} {100 * c['worst']:.1f}%"
         s += "."
+        cooler = [r for r in f.get("temperature_sweep", []) if r["temperature"] != 1.0]
+        if cooler:
+            s += " Fitted prior at other sampling temperatures: " + "; ".join(
+                f"T {r['temperature']:g}: FID (a) {r['fid_classifier']:.2f}" + (
+                    f", controllability {100 * r['controllability']['mean']:.1f}% (worst "
+                    f"{r['controllability']['worst_class']} {100 * r['controllability']['worst']:.1f}%)"
+                    if "controllability" in r else "") for r in cooler) + "."
     if "iwae" in m:
         s += f" Importance-weighted bound (k={m['iwae']['k']}): log p(x) >= {m['iwae']['log_px_bound']:.2f} nats."
     return s
