@@ -52,6 +52,8 @@ def test_short_real_run_lowers_the_test_loss(runs):
         for f in ("reconstructions", "samples", "traversal", "samples_per_class"):
             assert (runs[name] / "plots" / f"{f}.png").is_file()
         assert (runs[name] / "report.html").is_file()
+    sweep = json.loads((runs["conv"] / "metrics.json").read_text())["fitted_prior"]["temperature_sweep"]
+    assert len(sweep) == 4 and not any("controllability" in r for r in sweep)  # unconditional: FID only
 
 
 @pytest.mark.realdata
@@ -154,14 +156,12 @@ def test_vae_cli_commands(runs, tmp_path, fashion_mnist):
     assert res.exit_code == 0 and (tmp_path / "t.png").is_file()
     res = r.invoke(app, ["vae", "traverse", str(runs["conv"]), "--order", "first"])
     assert res.exit_code == 0 and (runs["conv"] / "plots" / "traversal-first-0.png").is_file()
-    res = r.invoke(app, ["vae", "evaluate", str(runs["cvae"]), "--fid-n", "500", "--detail", "Shirt,Coat,Bag"])
+    res = r.invoke(app, ["vae", "evaluate", str(runs["cvae"]), "--fid-n", "500", "--detail", "Shirt,Coat,Bag",
+                         "--temperatures", "0.5"])
     assert res.exit_code == 0, res.output
     m = json.loads((runs["cvae"] / "metrics.json").read_text())
     assert m["fid"]["n"] == 500 and m["detail_classes"] == ["Shirt", "Coat", "Bag"]
-    res = r.invoke(app, ["vae", "evaluate", str(runs["conv"]), "--fid-n", "500", "--temperatures", "0.5"])
-    assert res.exit_code == 0, res.output
-    sweep = json.loads((runs["conv"] / "metrics.json").read_text())["fitted_prior"]["temperature_sweep"]
-    assert [r["temperature"] for r in sweep] == [1.0, 0.5] and "controllability" not in sweep[1]  # unconditional
+    assert [r["temperature"] for r in m["fitted_prior"]["temperature_sweep"]] == [1.0, 0.5]
     res = r.invoke(app, ["vae", "evaluate", str(runs["conv"]), "--temperatures", "cold"])
     assert res.exit_code == 1 and "--temperatures takes comma-separated numbers" in res.output
     res = r.invoke(app, ["vae", "compare", str(runs["conv"]), str(runs["cvae"]), "--out", str(tmp_path / "cmp")])
