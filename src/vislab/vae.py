@@ -309,24 +309,17 @@ def load_or_fit_prior(checkpoint: str | Path, model: nn.Module, cfg: VaeRunConfi
 
 
 def temperature_sweep(model: nn.Module, classifier, classes: Sequence[str], prior: FittedPrior, real,
-                      temperatures: Sequence[float], n_per_class: int = 1000, at_one: dict | None = None) -> list[dict]:
+                      temperatures: Sequence[float], n_per_class: int = 1000) -> list[dict]:
     """FID (a) against `real` and (conditional model) controllability of the prior's samples at each temperature
     (each component's spread x T; T < 1 keeps codes nearer the component means: more typical, less diverse
-    samples). Rows sorted by falling T; T = 1 is always included, taken from `at_one` (fitted_prior metrics)
-    when given."""
+    samples), one row per distinct T, falling."""
     from .vae_classifier import fid_classifier
     rows = []
-    for t in sorted({1.0, *map(float, temperatures)}, reverse=True):
-        if t == 1.0 and at_one is not None:
-            row = {"temperature": 1.0, "fid_classifier": at_one["fid"]["classifier"]}
-            if "controllability" in at_one:
-                row["controllability"] = at_one["controllability"]
-        else:
-            fake = generate(model, len(real), seed=1, temperature=t, prior=prior)
-            row = {"temperature": t, "fid_classifier": fid_classifier(real, fake, classifier)}
-            if model.conditional:
-                row["controllability"] = controllability(model, classifier, classes, n_per_class, temperature=t,
-                                                         prior=prior)
+    for t in sorted(set(map(float, temperatures)), reverse=True):
+        fake = generate(model, len(real), seed=1, temperature=t, prior=prior)
+        row = {"temperature": t, "fid_classifier": fid_classifier(real, fake, classifier)}
+        if model.conditional:
+            row["controllability"] = controllability(model, classifier, classes, n_per_class, temperature=t, prior=prior)
         rows.append(row)
     return rows
 
@@ -525,8 +518,12 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
         if model.conditional:
             out["fitted_prior"]["controllability"] = controllability(model, classifier, classes,
                                                                      ev.controllability_n, prior=prior)
-        out["fitted_prior"]["temperature_sweep"] = temperature_sweep(
-            model, classifier, classes, prior, real, ev.temperatures, ev.controllability_n, out["fitted_prior"])
+        fp = out["fitted_prior"]  # T = 1 was just measured; the sweep adds the other temperatures
+        at_one = {"temperature": 1.0, "fid_classifier": fp["fid"]["classifier"],
+                  **({"controllability": fp["controllability"]} if "controllability" in fp else {})}
+        fp["temperature_sweep"] = sorted([at_one] + temperature_sweep(
+            model, classifier, classes, prior, real, [t for t in ev.temperatures if t != 1.0], ev.controllability_n),
+            key=lambda r: -r["temperature"])
     if ev.iwae_k:
         out["iwae"] = {"k": ev.iwae_k, "log_px_bound": iwae_bound(model, t.images, t.labels, ev.iwae_k)}
     out["hardware"] = hardware()
