@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup demo test test-fast lint docs docs-gen bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,11 +20,23 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/vislab demo
 
-test: setup
+# lint, the docs site (strict, with the generated reference pages checked), then every test
+test: setup lint docs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow and not realdata" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+
+# regenerate docs/reference/ (CLI and config references) from the code
+docs-gen: setup
+	$(PY) -m vislab.docgen
+
+docs: setup
+	$(PY) -m vislab.docgen --check
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
 
 bench: setup
 	$(PY) benchmarks/bench_data.py
@@ -32,4 +44,4 @@ bench: setup
 	$(PY) benchmarks/cifar_speed.py
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache build/site

@@ -7,6 +7,10 @@ vislab:   decode_images() once (uint8 cache on disk), then batch_loader() slices
     python benchmarks/bench_data.py --limit 500 --workers 0,2 --json out.json
 """
 from __future__ import annotations
+from vislab.core.data.csv import read_csv
+from vislab.core.data.cache import decode_images
+from vislab.core.data.loaders import batch_loader
+from vislab.core.transforms import BatchTransform
 
 import argparse
 import json
@@ -21,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from vislab import data as D
+from vislab.core.data import images as D
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "fashion-products"
 MEAN = STD = [0.5, 0.5, 0.5]  # tf_efficientnet_lite0's data config
@@ -84,7 +88,7 @@ def main() -> None:
     workers = [int(w) for w in args.workers.split(",")]
     size, bs = args.size, args.batch_size
 
-    df, _ = D.read_csv(root / "styles.csv")
+    df, _ = read_csv(root / "styles.csv")
     paths, labels = [], []
     for img_id, art in zip(df["id"], df["articleType"]):
         p = root / "images" / f"{img_id}.jpg"
@@ -126,17 +130,17 @@ def main() -> None:
     # --- vislab: decode once (cold, then a cache hit), then epochs over the uint8 tensor
     with tempfile.TemporaryDirectory(prefix="vislab-bench-") as cache:
         t = time.perf_counter()
-        D.decode_images(paths, size, cache_dir=cache, progress=False)
+        decode_images(paths, size, cache_dir=cache, progress=False)
         decode_cold = time.perf_counter() - t
         t = time.perf_counter()
-        images, status, _ = D.decode_images(paths, size, cache_dir=cache, progress=False)
+        images, status, _ = decode_images(paths, size, cache_dir=cache, progress=False)
         decode_hit = time.perf_counter() - t
         index = np.arange(n)
-        loader = D.batch_loader(images, targets, index, bs, shuffle=True)
+        loader = batch_loader(images, targets, index, bs, shuffle=True)
         add("vislab (uint8 cache, batch slices)", time_epochs(loader, n))
-        norm = D.BatchTransform(MEAN, STD, augment=False).eval()
+        norm = BatchTransform(MEAN, STD, augment=False).eval()
         add("vislab + normalise (BatchTransform)", time_epochs(loader, n, norm))
-        aug = D.BatchTransform(MEAN, STD, augment=True).train()
+        aug = BatchTransform(MEAN, STD, augment=True).train()
         add("vislab + augmentation (BatchTransform)", time_epochs(loader, n, aug))
     decode_workers = (os.cpu_count() or 1) if n > 256 else 1  # decode_images' own rule
 

@@ -8,6 +8,7 @@ prediction decodes real JPEGs from the fashion data, as `vislab.load(path).predi
     python benchmarks/bench_train_predict.py --steps 3 --sizes 64x48 --json out.json
 """
 from __future__ import annotations
+from vislab.core.data.csv import read_csv
 
 import argparse
 import json
@@ -20,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from vislab import checkpoint as ckpt
-from vislab import data as D
-from vislab.config import RunConfig
-from vislab.engine import ClassificationObjective
-from vislab.models import MultiTaskNet
-from vislab.serve import Predictor, latency
+from vislab.core import checkpoint as ckpt
+from vislab.core.data import images as D
+from vislab.labs.fashion.config import FashionRunConfig
+from vislab.core.objectives import ClassificationObjective
+from vislab.labs.fashion.model import MultiTaskNet
+from vislab.labs.fashion.predict import Predictor, latency
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "fashion-products"
 TASKS = {"gender": 5, "masterCategory": 4, "subCategory": 33, "baseColour": 18, "season": 4, "articleType": 80}
@@ -66,7 +67,7 @@ def save_checkpoint(path: Path, backbone: str, size) -> Path:
     """A randomly initialised MultiTaskNet, saved with the metadata Predictor.load reads."""
     torch.manual_seed(0)
     net = MultiTaskNet(backbone, TASKS, pretrained=False)
-    cfg = RunConfig()
+    cfg = FashionRunConfig()
     cfg.model.backbone = backbone
     cfg.model.pretrained = False
     cfg.data.label_cols = list(TASKS)
@@ -99,7 +100,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
-    df, _ = D.read_csv(root / "styles.csv")
+    df, _ = read_csv(root / "styles.csv")
     paths = []
     for img_id in df["id"]:
         p = root / "images" / f"{img_id}.jpg"

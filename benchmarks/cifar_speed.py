@@ -26,11 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vislab import cifar
-from vislab.augment import CIFAR_MEAN, CIFAR_STD, BatchAugment
-from vislab.config import CifarRunConfig, load_config
-from vislab.data import batch_loader
-from vislab.engine import ClassificationObjective, Trainer, make_fabric, seed_all
+from vislab.labs.cifar import lab as cifar
+from vislab.core.augment import CIFAR_MEAN, CIFAR_STD, BatchAugment
+from vislab.labs.cifar.config import CifarRunConfig
+from vislab.core.config import load_config
+from vislab.core.data.loaders import batch_loader
+from vislab.core.objectives import ClassificationObjective
+from vislab.core.engine import Trainer, make_fabric, seed_all
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "cifar10"
 

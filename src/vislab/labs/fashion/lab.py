@@ -1,0 +1,408 @@
+"""Fashion attributes lab: one backbone, one head per attribute (gender, masterCategory,
+subCategory, baseColour, season, articleType), on the shared engine.
+
+    prepared = prepare_data(cfg.data)     # clean -> decode once (cached) -> encode -> split
+    run_dir = train(cfg)                  # fit, checkpoints, test evaluation, report
+    evaluate(checkpoint, ...)             # metrics, plots, report of any checkpoint
+    compare(cfg, backbones, recipes)      # same budget, comparison report
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from vislab.core import checkpoint as ckpt
+from vislab.core import plots
+from vislab.core.data.cache import cache_root
+from vislab.core.data.images import DataError
+from vislab.core.data.loaders import batch_loader
+from vislab.core.engine import Trainer, new_run_dir, open_run, seed_all
+from vislab.core.metrics import majority_baseline
+from vislab.core.objectives import ClassificationObjective
+from vislab.core.report import Section, Table, hardware, rich_console, write_report
+from vislab.core.report import flat_config as _flat_cfg
+from vislab.core.transforms import BatchTransform
+from vislab.labs.fashion.config import FashionRunConfig
+from vislab.labs.fashion.data import Prepared, class_counts, encode, prepare, save_summary
+from vislab.labs.fashion.model import HeadsOnly, MultiTaskNet
+from vislab.labs.fashion.plots import ablation_bars, comparison_bars
+
+
+def prepare_data(cfg: FashionRunConfig, progress: bool = True) -> Prepared:
+    return prepare(cfg.data, progress=progress)
+
+
+# --------------------------------------------------------------------------- linear probe features
+
+
+@torch.no_grad()
+def backbone_features(net: MultiTaskNet, images: np.ndarray, transform: BatchTransform, device,
+                      cache_key: str | None, cache_dir: str | None, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+    """Pooled backbone features of every image, computed once (cached on disk by key)."""
+    path = None
+    if cache_key:
+        path = cache_root(cache_dir) / "features" / f"{cache_key}.pt"
+        if path.is_file():
+            return torch.load(path, map_location="cpu", weights_only=True)
+    net.eval().to(device)
+    transform.eval().to(device)
+    x_all = torch.from_numpy(np.asarray(images))
+    out = []
+    from rich.progress import Progress
+    with Progress(transient=True, disable=not progress) as bar:
+        t = bar.add_task(f"backbone features of {len(x_all)} images (once)", total=len(x_all))
+        for i in range(0, len(x_all), batch_size):
+            x = transform(x_all[i:i + batch_size].to(device))
+            out.append(net.forward_features(x).float().cpu())
+            bar.advance(t, len(x))
+    feats = torch.cat(out)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(feats, tmp)
+        os.replace(tmp, path)
+    return feats
+
+
+def _features_key(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet) -> str | None:
+    if not cfg.model.pretrained or prepared.cache_file is None:
+        return None  # random weights: features are not worth caching
+    src = getattr(net.backbone, "pretrained_source", "?")
+    rows = hashlib.sha1(np.asarray(prepared.df.index.size).tobytes() + "|".join(prepared.df["_image"]).encode()).hexdigest()[:12]
+    return hashlib.sha1(f"{prepared.cache_file.name}|{rows}|{cfg.model.backbone}|{src}".encode()).hexdigest()[:20]
+
+
+# --------------------------------------------------------------------------- train
+
+
+def build_model(cfg: FashionRunConfig, tasks: dict[str, int]) -> MultiTaskNet:
+    net = MultiTaskNet(cfg.model.backbone, tasks, pretrained=cfg.model.pretrained, drop_rate=cfg.model.drop_rate,
+                       image_size=cfg.data.image_size)
+    if cfg.model.freeze_backbone:
+        net.backbone.requires_grad_(False)
+    return net
+
+
+def checkpoint_meta(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet) -> dict[str, Any]:
+    return {"lab": "fashion", "config": cfg.model_dump(mode="json"), "encoders": prepared.encoders,
+            "tasks": prepared.tasks, "backbone": cfg.model.backbone,
+            "image_size": list(cfg.data.image_size), "data_config": net.data_config,
+            "split_sizes": {k: int(len(v)) for k, v in prepared.splits.items()}}
+
+
+def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True) -> Path:
+    """Train one model; returns the run directory (checkpoints, history, metrics, report)."""
+    console = rich_console()
+    cfg, fabric, run_dir = open_run(cfg, resume)
+    with fabric.rank_zero_first():
+        prepared = prepare_data(cfg, progress=progress and fabric.is_global_zero)
+    if fabric.is_global_zero:
+        save_summary(prepared, run_dir / "data_summary.json")
+        _print_cleaning(console, prepared)
+    seed_all(cfg.train.seed)  # head (and from-scratch backbone) initialisation is part of the run's seed
+    net = build_model(cfg, prepared.tasks)
+    transform = BatchTransform(net.data_config["mean"], net.data_config["std"], augment=cfg.train.augment)
+    tc = cfg.train.filled()
+    objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing)
+    meta = checkpoint_meta(cfg, prepared, net)
+    trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
+    tr, va = prepared.splits["train"], prepared.splits["val"]
+    if len(va) == 0:
+        raise DataError("the validation split is empty: give data.split a non-zero validation fraction")
+    if cfg.model.freeze_backbone:
+        with fabric.rank_zero_first():
+            feats = backbone_features(net, prepared.images, BatchTransform(transform.mean.flatten().tolist(), transform.std.flatten().tolist()),
+                                      fabric.device, _features_key(cfg, prepared, net), cfg.data.cache_dir,
+                                      tc.eval_batch_size, progress and fabric.is_global_zero)
+        model, x, step_transform = HeadsOnly(net), feats, None
+    else:
+        model, x, step_transform = net, prepared.images, transform
+    train_loader = batch_loader(x, prepared.targets, tr, tc.batch_size, shuffle=True, seed=tc.seed,
+                                  num_workers=tc.num_workers, drop_last=len(tr) > tc.batch_size)
+    val_loader = batch_loader(x, prepared.targets, va, tc.eval_batch_size, shuffle=False)
+    result = trainer.fit(model, objective, train_loader, val_loader, step_transform, export=net, resume=bool(resume))
+    if fabric.is_global_zero:
+        console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch}")
+        if report:
+            evaluate_run(run_dir, prepared, cfg, result.history, seconds=result.seconds, console=console)
+    fabric.barrier()
+    return run_dir
+
+
+def _print_cleaning(console, prepared: Prepared) -> None:
+    from rich.table import Table as RTable
+    t = RTable(title="data cleaning")
+    for c in ("step", "removed", "remaining", "detail"):
+        t.add_column(c)
+    for r in prepared.summary_rows():
+        t.add_row(*(str(v) for v in r))
+    console.print(t)
+    console.print("classes per task: " + ", ".join(f"{k} {v}" for k, v in prepared.tasks.items())
+                  + "; split sizes: " + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()))
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultiTaskNet, dict]:
+    weights, meta = ckpt.load_checked(path, "fashion")
+    net = MultiTaskNet(meta["backbone"], meta["tasks"], pretrained=False,
+                       drop_rate=meta["config"]["model"].get("drop_rate", 0.0), image_size=tuple(meta["image_size"]))
+    ckpt.load_into(net, weights, path)
+    return net.to(device).eval(), meta
+
+
+def check_tasks(meta: dict, label_cols: Sequence[str], path) -> None:
+    have = list(meta["tasks"])
+    if list(label_cols) != have:
+        raise ckpt.CheckpointError(f"{path} was trained for tasks {have}; the data asks for {list(label_cols)}. "
+                                   f"Use a checkpoint of this task set or pass the matching --label-cols.")
+
+
+def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, batch_size: int = 256,
+                        device: str = "cpu") -> tuple[dict, dict]:
+    """Metrics of a checkpoint on `rows` of prepared data (single process), with raw outputs."""
+    net, meta = load_model(path, device)
+    tasks = meta["tasks"]
+    transform = BatchTransform(net.data_config["mean"], net.data_config["std"])
+    loader = batch_loader(prepared.images, prepared.targets, rows, batch_size, shuffle=False)
+    cfg = FashionRunConfig.model_validate(meta["config"])
+    trainer = Trainer(cfg.train.model_copy(update={"devices": 1, "strategy": "auto", "accelerator": "cpu" if device == "cpu" else "auto"}),
+                      Path(path).parent.parent, progress=False)
+    objective = ClassificationObjective(tasks)
+    return trainer.evaluate(net, objective, loader, transform, collect=True, sync=False)
+
+
+def remap_targets(prepared: Prepared, encoders: dict[str, list[str]]) -> tuple[np.ndarray, dict]:
+    """Targets of `prepared` re-encoded with a checkpoint's encoders; rows with unseen labels dropped."""
+    targets, unseen = encode(prepared.df, encoders)
+    ok = (targets >= 0).all(axis=1)
+    prepared.targets = targets
+    return np.flatnonzero(ok), unseen
+
+
+def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, history: list[dict] | None = None,
+                 seconds: float | None = None, console=None, split: str = "test", path: Path | None = None) -> dict:
+    """Evaluate a checkpoint (default: run_dir's best) on a split; write metrics.json, plots, report in run_dir."""
+    console = console or rich_console()
+    path = path or run_dir / "checkpoints" / "best.safetensors"
+    rows = prepared.splits[split] if len(prepared.splits[split]) else prepared.splits["val"]
+    metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size)
+    train_rows = prepared.splits["train"]
+    baselines = {t: majority_baseline(prepared.targets[train_rows, j], prepared.targets[rows, j])
+                 for j, t in enumerate(prepared.encoders)}
+    out = {"split": split, "n": int(len(rows)), "checkpoint": str(path), "metrics": metrics,
+           "majority_baseline": baselines, "train_seconds": seconds}
+    (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
+    _print_metrics(console, metrics, baselines, split, len(rows))
+    write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds)
+    return out
+
+
+def _print_metrics(console, metrics: dict, baselines: dict, split: str, n: int) -> None:
+    from rich.table import Table as RTable
+    t = RTable(title=f"{split} metrics ({n} images)")
+    for c in ("task", "accuracy", "majority", "macro F1", "precision", "recall", "ROC-AUC", "loss"):
+        t.add_column(c, justify="right" if c != "task" else "left")
+    for task, m in metrics.items():
+        t.add_row(task, *(f"{m.get(k, float('nan')):.4f}" for k in ("accuracy",)),
+                  f"{np.mean(list(baselines.values())) if task == 'average' else baselines[task]:.4f}",
+                  *(f"{m.get(k, float('nan')):.4f}" for k in ("f1", "precision", "recall", "auroc", "loss")))
+    console.print(t)
+
+
+def metrics_table(metrics: dict, baselines: dict | None = None) -> Table:
+    cols = ["task", "accuracy", "macro F1", "macro precision", "macro recall", "ROC-AUC (micro)", "loss"]
+    if baselines:
+        cols.insert(2, "majority baseline")
+    rows = []
+    for task, m in metrics.items():
+        r = [task, m.get("accuracy"), m.get("f1"), m.get("precision"), m.get("recall"), m.get("auroc"), m.get("loss")]
+        if baselines:
+            r.insert(2, float(np.mean(list(baselines.values()))) if task == "average" else baselines.get(task))
+        rows.append(r)
+    return Table(cols, rows)
+
+
+def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, metrics: dict, raw: dict,
+                     rows: np.ndarray, baselines: dict, history: list[dict] | None, seconds: float | None) -> Path:
+    fig = run_dir / "figures"
+    fig.mkdir(exist_ok=True)
+    enc = prepared.encoders
+    sections = [Section("Test metrics", f"{len(rows)} held-out images; checkpoint with the lowest validation loss.",
+                        tables=[metrics_table(metrics, baselines)])]
+    if history:
+        sections.append(Section("Training curves", images=[plots.training_curves(history, fig / "curves.png")],
+                                tables=[Table(["epoch", "train loss", "val loss", "val accuracy", "val F1", "images/s"],
+                                              [[h["epoch"], h.get("train_loss"), h.get("val_loss"), h.get("val_accuracy"),
+                                                h.get("val_f1"), h.get("train_images_per_s")] for h in history])]))
+    targets = raw["targets"]
+    cm_imgs, roc_imgs = [], []
+    for j, task in enumerate(enc):
+        logits = torch.from_numpy(raw["outputs"][task])
+        probs = logits.softmax(-1).numpy()
+        pred = probs.argmax(1)
+        c = len(enc[task])
+        cm = np.bincount(targets[:, j] * c + pred, minlength=c * c).reshape(c, c)
+        cm_imgs.append(plots.confusion_matrix(cm, enc[task], fig / f"confusion_{task}.png", f"{task}: confusion (row-normalised)"))
+        roc_imgs.append(plots.roc_curves(probs, targets[:, j], enc[task], fig / f"roc_{task}.png", f"{task}: ROC"))
+    sections.append(Section("Confusion matrices", "Rows: true class, normalised to recall. With many classes the "
+                            "most frequent are shown and the rest pooled as 'other'.", images=cm_imgs))
+    sections.append(Section("ROC curves", "One-vs-rest; micro average over classes.", images=roc_imgs))
+    # error examples: images where at least one task is wrong, labelled with the wrong tasks
+    preds = np.stack([raw["outputs"][t].argmax(1) for t in enc], 1)
+    wrong = np.flatnonzero((preds != targets).any(1))[:24]
+    tasks = list(enc)
+    t_lab = ["; ".join(f"{enc[t][targets[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j]) for i in wrong]
+    p_lab = ["; ".join(f"{enc[t][preds[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j]) for i in wrong]
+    err = plots.error_examples(np.asarray(prepared.images[rows[wrong]]) if len(wrong) else np.zeros((0, 3, 8, 8), np.uint8),
+                               t_lab, p_lab, fig / "errors.png", "Misclassified test images (wrong tasks only)")
+    sections.append(Section("Error examples", f"{int((preds != targets).any(1).sum())} of {len(rows)} test images "
+                            "have at least one wrong attribute.", images=[err]))
+    counts = class_counts(prepared)
+    sections.append(Section("Data", "Cleaning steps, each counted.", tables=[
+        Table(["step", "removed", "remaining", "detail"], prepared.summary_rows()),
+        Table(["task", "classes", "largest class", "smallest class"],
+              [[t, len(c), max(counts[t].values()), min(counts[t].values())] for t, c in counts.items()])],
+        images=[plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: class distribution") for t in enc]))
+    sections.append(Section("Configuration", tables=[Table(["field", "value"], _flat_cfg(cfg.model_dump(mode="json")))]))
+    meta = {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware(),
+            "backbone": cfg.model.backbone, "recipe": cfg.train.recipe, "image size (h x w)": "x".join(map(str, cfg.data.image_size))}
+    if seconds is not None:
+        meta["training wall time"] = f"{seconds:.0f} s"
+    html, _ = write_report(run_dir, f"vislab fashion run: {run_dir.name}", sections, meta)
+    return html
+
+
+def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split: str = "test", out: str | Path | None = None,
+             progress: bool = True) -> dict:
+    """Evaluate a checkpoint on its own data split, or on other data (cfg.data) with its encoders."""
+    console = rich_console()
+    meta = ckpt.read_checked(checkpoint, "fashion")
+    run_cfg = FashionRunConfig.model_validate(meta["config"])
+    cfg = cfg or run_cfg
+    check_tasks(meta, cfg.data.label_cols, checkpoint)
+    # same resolution as training, whatever the data config says
+    data_cfg = cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])})
+    prepared = prepare(data_cfg, progress=progress)
+    rows_ok, unseen = remap_targets(prepared, meta["encoders"])
+    if unseen:
+        console.print(f"[yellow]labels unseen at training time (rows skipped): {unseen}[/yellow]")
+    prepared.encoders = meta["encoders"]
+    if split == "all":
+        prepared.splits = {"train": rows_ok, "val": rows_ok, "test": rows_ok}
+    else:
+        prepared.splits = {k: np.intersect1d(v, rows_ok) for k, v in prepared.splits.items()}
+    if len(prepared.splits[split if split != "all" else "test"]) == 0:
+        raise DataError(f"no rows to evaluate in split {split!r}")
+    run_dir = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{split}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result = evaluate_run(run_dir, prepared, cfg, history=meta.get("history"), console=console,
+                          split=split if split != "all" else "test", path=Path(checkpoint))
+    result["unseen_labels"] = unseen
+    return result
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def compare(cfg: FashionRunConfig, backbones: Sequence[str], recipes: Sequence[str], progress: bool = True) -> Path:
+    """Train every backbone x recipe with the same budget (cfg.train epochs/max_steps) and report."""
+    out = new_run_dir(cfg.out_dir, f"{cfg.name}-compare")
+    runs: dict[str, dict] = {}
+    for bb in backbones:
+        for rc in recipes:
+            sub = cfg.model_copy(deep=True)
+            sub.model.backbone, sub.train.recipe = bb, rc
+            sub.out_dir, sub.name = str(out), f"{bb}-{rc}"
+            run_dir = train(sub, progress=progress)
+            m = json.loads((run_dir / "metrics.json").read_text())
+            hist = ckpt.read_meta(run_dir / "checkpoints" / "last.safetensors").get("history", [])
+            runs[f"{bb} / {rc}"] = {"backbone": bb, "recipe": rc, "metrics": m["metrics"], "dir": run_dir,
+                                    "seconds": m.get("train_seconds"), "history": hist}
+    write_comparison_report(out, runs, cfg)
+    return out
+
+
+def write_comparison_report(out: Path, runs: dict[str, dict], cfg: FashionRunConfig) -> Path:
+    fig = out / "figures"
+    fig.mkdir(exist_ok=True)
+    tasks = [t for t in next(iter(runs.values()))["metrics"] if t != "average"]
+    per_task = {name: {t: {"accuracy": r["metrics"][t]["accuracy"], "f1": r["metrics"][t]["f1"]} for t in tasks}
+                for name, r in runs.items()}
+    avg = {name: r["metrics"]["average"] for name, r in runs.items()}
+    tc = cfg.train.filled()
+    sections = [Section("Summary", f"Same budget for every run: {tc.epochs} epochs"
+                        + (f", at most {cfg.train.max_steps} steps" if cfg.train.max_steps else "")
+                        + f", batch {tc.batch_size}, image {cfg.data.image_size[0]}x{cfg.data.image_size[1]}.",
+                        tables=[Table(["run", "avg accuracy", "avg macro F1", "avg precision", "avg recall", "avg loss", "train s"],
+                                      [[n, a.get("accuracy"), a.get("f1"), a.get("precision"), a.get("recall"), a.get("loss"),
+                                        runs[n]["seconds"]] for n, a in avg.items()])],
+                        images=[plots.summary_bars({n: {k: a[k] for k in ("accuracy", "f1")} for n, a in avg.items()},
+                                                   fig / "summary.png"),
+                                comparison_bars(per_task, fig / "per_task.png")])]
+    sections.append(Section("Per task", tables=[Table(["run"] + [f"{t} acc" for t in tasks] + [f"{t} F1" for t in tasks],
+                                                      [[n] + [per_task[n][t]["accuracy"] for t in tasks] + [per_task[n][t]["f1"] for t in tasks]
+                                                       for n in runs])]))
+    by_bb: dict[str, dict[str, dict]] = {}
+    for n, r in runs.items():
+        by_bb.setdefault(r["backbone"], {})[r["recipe"]] = {k: r["metrics"]["average"][k]
+                                                             for k in ("accuracy", "f1", "precision", "recall")}
+    abl = [ablation_bars(v, fig / f"ablation_{bb.replace('/', '_')}.png", f"{bb}: baseline vs tuned")
+           for bb, v in by_bb.items() if len(v) > 1]
+    if abl:
+        sections.append(Section("Ablation: recipes", "baseline = Adam, constant lr, no weight decay, no clipping; "
+                                "tuned = AdamW (wd 1e-4), backbone lr x0.1, OneCycle, clip 1.0.", images=abl))
+    sections.append(Section("Runs", tables=[Table(["run", "report"], [[n, str(Path(r["dir"]) / "report.html")] for n, r in runs.items()])]))
+    (out / "comparison.json").write_text(json.dumps({n: {k: v for k, v in r.items() if k != "dir"} | {"dir": str(r["dir"])}
+                                                     for n, r in runs.items()}, indent=2))
+    html, _ = write_report(out, "vislab fashion comparison", sections,
+                           {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware()})
+    return html
+
+
+# --------------------------------------------------------------------------- eda
+
+
+def eda(cfg: FashionRunConfig, out: str | Path | None = None, progress: bool = True) -> Path:
+    console = rich_console()
+    prepared = prepare_data(cfg, progress)
+    _print_cleaning(console, prepared)
+    out = Path(out) if out else Path(cfg.out_dir) / f"{cfg.name}-eda"
+    fig = out / "figures"
+    fig.mkdir(parents=True, exist_ok=True)
+    counts = class_counts(prepared)
+    imgs = [plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: {len(counts[t])} classes") for t in counts]
+    summary = Table(["task", "classes", "largest", "smallest", "majority share", "train", "val", "test"],
+                    [[t, len(c), f"{max(c, key=c.get)} ({max(c.values())})", f"{min(c, key=c.get)} ({min(c.values())})",
+                      max(c.values()) / sum(c.values()), len(prepared.splits['train']), len(prepared.splits['val']),
+                      len(prepared.splits['test'])] for t, c in counts.items()])
+    save_summary(prepared, out / "data_summary.json")
+    sample = np.asarray(prepared.images[: min(32, len(prepared.images))])
+    grid = plots.image_grid(sample, fig / "samples.png", "first images (as the model sees them)",
+                            labels=[prepared.df.iloc[i][cfg.data.label_cols[-1]] for i in range(len(sample))])
+    write_report(out, "vislab fashion EDA", [
+        Section("Summary", tables=[summary]),
+        Section("Cleaning", tables=[Table(["step", "removed", "remaining", "detail"], prepared.summary_rows())]),
+        Section("Class distributions", images=imgs),
+        Section("Samples", images=[grid])], {"data": str(cfg.data.root or "synthetic")})
+    console.print(summary_to_rich(summary))
+    console.print(f"EDA report: {out / 'report.html'}")
+    return out
+
+
+def summary_to_rich(t: Table):
+    from rich.table import Table as RTable
+    r = RTable()
+    for c in t.columns:
+        r.add_column(c)
+    for row in t.rows:
+        r.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row))
+    return r

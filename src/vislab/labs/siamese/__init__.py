@@ -1,0 +1,1 @@
+"""Siamese lab: face verification and retrieval with contrastive and triplet losses."""

@@ -1,0 +1,192 @@
+"""`vislab siamese train | search | evaluate | verify | gallery | margins | splits | baseline`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from vislab.core.cli import (
+    ENGINE_FLAGS,
+    AccelOpt,
+    BatchOpt,
+    ConfigOpt,
+    DeterministicOpt,
+    DevicesOpt,
+    EpochsOpt,
+    LrOpt,
+    MaxStepsOpt,
+    NameOpt,
+    OutOpt,
+    Overrides,
+    PrecisionOpt,
+    ProgressOpt,
+    ResumeOpt,
+    SeedOpt,
+    build_config,
+    console,
+    floats,
+    friendly,
+)
+
+app = typer.Typer(no_args_is_help=True, help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
+
+FLAGS = {"data": "data.root", "loss": "loss.loss", "form": "loss.form", "margin": "loss.margin",
+         "miner": "loss.miner", "distance": "loss.distance", "embedding_dim": "model.embedding_dim",
+         "backbone": "model.backbone", "pretrained": "model.pretrained", "trials": "search.trials",
+         "sampler": "search.sampler", "objective": "search.objective", "storage": "search.storage",
+         "retrain": "search.retrain", **ENGINE_FLAGS}
+
+
+def build_siamese_config(config, overrides: list[str] | None, base: dict | None = None, **flags):
+    from vislab.labs.siamese.config import SiameseRunConfig
+    return build_config(SiameseRunConfig, FLAGS, config, overrides, base, **flags)
+
+
+SiameseData = Annotated[Optional[str], typer.Option("--data", help="Folder of person subfolders (default ../shared/data/faces).")]
+LossOpt = Annotated[Optional[str], typer.Option(help="contrastive or triplet.")]
+FormOpt = Annotated[Optional[str], typer.Option(help="Contrastive form: original or hadsell.")]
+MarginOpt = Annotated[Optional[float], typer.Option(help="Loss margin.")]
+MinerOpt = Annotated[Optional[str], typer.Option(help="Triplet mining: none, batch-hard, semi-hard.")]
+RunOpt = Annotated[Path, typer.Option("--run", "-r", help="Run folder (or a checkpoint file) of a trained Siamese model.")]
+
+
+@app.command("train")
+@friendly
+def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                      loss: LossOpt = None, form: FormOpt = None, margin: MarginOpt = None, miner: MinerOpt = None,
+                      distance: Annotated[Optional[str], typer.Option(help="Triplet distance: euclidean or cosine.")] = None,
+                      embedding_dim: Annotated[Optional[int], typer.Option(help="Embedding size.")] = None,
+                      backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
+                      pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
+                      epochs: EpochsOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
+                      lr: LrOpt = None, accelerator: AccelOpt = None, devices: DevicesOpt = None,
+                      precision: PrecisionOpt = None, seed: SeedOpt = None, deterministic: DeterministicOpt = None,
+                      resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = True):
+    """Train an embedding network; writes checkpoints, logs, test verification/retrieval metrics and report.html."""
+    from vislab.labs.siamese import lab as siamese
+    cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
+                               distance=distance, embedding_dim=embedding_dim, backbone=backbone, pretrained=pretrained,
+                               epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
+                               devices=devices, precision=precision, seed=seed, deterministic=deterministic, out=out,
+                               name=name)
+    run_dir = siamese.train(cfg, resume=resume, progress=progress)
+    console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
+
+
+@app.command("search")
+@friendly
+def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                       trials: Annotated[Optional[int], typer.Option(help="Number of trials (in total, with resumed ones).")] = None,
+                       sampler: Annotated[Optional[str], typer.Option(help="random or tpe.")] = None,
+                       objective: Annotated[Optional[str], typer.Option(help="val_auc or val_loss.")] = None,
+                       storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: sqlite in the search folder).")] = None,
+                       retrain: Annotated[Optional[bool], typer.Option("--retrain/--keep", help="Retrain the best parameters, or keep the best trial's run.")] = None,
+                       out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = False):
+    """Optuna search over lr, margin, step_size, gamma, epochs, embedding_dim and loss; resumable."""
+    cfg = build_siamese_config(config, overrides, data=data, trials=trials, sampler=sampler, objective=objective,
+                               storage=storage, retrain=retrain, out=out, name=name)
+    from vislab.labs.siamese import studies
+
+    folder = studies.search(cfg, progress=progress, console=console)
+    console.print(f"search report: {folder / 'report.html'}\nbest parameters: {folder / 'best.yaml'}")
+
+
+@app.command("evaluate")
+@friendly
+def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A Siamese .safetensors checkpoint.")],
+                         data: Annotated[Optional[str], typer.Option("--data", help="Another folder of people (default: the run's own split).")] = None,
+                         out: Annotated[Optional[Path], typer.Option(help="Output folder (default: the run folder).")] = None,
+                         progress: ProgressOpt = True):
+    """Verification (ROC, AUC, EER, accuracy at the validation threshold), retrieval (P@1, MAP@R), plots, report."""
+    from vislab.labs.siamese import lab as siamese
+    siamese.evaluate(checkpoint, out=out, root=data, progress=progress)
+    console.print(f"report: {Path(out or Path(checkpoint).parent.parent) / 'report.html'}")
+
+
+@app.command("baseline")
+@friendly
+def siamese_baseline_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                         backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
+                         out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                         progress: ProgressOpt = True):
+    """The starting point: pretrained backbone features without training, evaluated like a trained model."""
+    from vislab.labs.siamese import lab as siamese
+    cfg = build_siamese_config(config, overrides, data=data, backbone=backbone)
+    siamese.evaluate_pretrained(cfg, out, progress)
+
+
+@app.command("verify")
+@friendly
+def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(help="First face image.")],
+                       img2: Annotated[Path, typer.Argument(help="Second face image.")],
+                       run: RunOpt = Path("runs/siamese"),
+                       threshold: Annotated[Optional[float], typer.Option(help="Distance threshold (default: the one chosen on validation).")] = None,
+                       as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """Are two photos the same person? Prints the distance, the threshold and same/different with a confidence."""
+    from vislab.labs.siamese import lab as siamese
+    r = siamese.verify(run, img1, img2, threshold)
+    if as_json:
+        console.print_json(json.dumps(r))
+        return
+    verdict = "[bold green]same person[/bold green]" if r["same"] else "[bold red]different people[/bold red]"
+    conf = "" if r["confidence"] is None else f" (confidence {100 * r['confidence']:.1f}%)"
+    console.print(f"distance {r['distance']:.4f}, threshold {r['threshold']:.4f}: {verdict}{conf}")
+
+
+@app.command("gallery")
+@friendly
+def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(help="Query face image.")],
+                        run: RunOpt = Path("runs/siamese"),
+                        gallery: Annotated[Optional[Path], typer.Option("--gallery", "-g", help="Folder of images or person subfolders (default: the run's data.root).")] = None,
+                        top: Annotated[int, typer.Option(help="Number of matches.")] = 10,
+                        out: Annotated[Optional[Path], typer.Option(help="PNG of the query and its matches.")] = None,
+                        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
+    """The --top gallery images nearest to a query face, closest first."""
+    from vislab.core.checkpoint import resolve
+    from vislab.labs.siamese import lab as siamese
+    if gallery is None:
+        _, meta, cfg = siamese.load_model(resolve(run)[0])
+        gallery = Path(cfg.data.root)
+    r = siamese.gallery(run, query, gallery, top, out)
+    if as_json:
+        console.print_json(json.dumps(r))
+        return
+    from rich.table import Table as RTable
+    t = RTable(title=f"{top} nearest of {query} in {gallery} ({r['gallery_images']} images)")
+    for c in ("rank", "distance", "person", "file"):
+        t.add_column(c)
+    for m in r["matches"]:
+        t.add_row(str(m["rank"]), f"{m['distance']:.4f}", str(m["person"] or ""), m["file"])
+    console.print(t)
+    if out:
+        console.print(f"grid: {out}")
+
+
+@app.command("splits")
+@friendly
+def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                       seeds: Annotated[str, typer.Option(help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                       baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also the untrained pretrained features on each split.")] = True,
+                       out: OutOpt = None, progress: ProgressOpt = False):
+    """Train and evaluate one setup on several person splits: mean ± sd of AUC, EER, P@1, MAP@R."""
+    cfg = build_siamese_config(config, overrides, data=data, out=out)
+    from vislab.labs.siamese import studies
+
+    folder = studies.repeat_splits(cfg, [int(x) for x in seeds.split(",") if x.strip()], baseline, progress, console)
+    console.print(f"splits report: {folder / 'report.html'}")
+
+
+@app.command("margins")
+@friendly
+def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                        margins: Annotated[str, typer.Option(help="Comma-separated margins.")] = "1,2",
+                        loss: LossOpt = None, form: FormOpt = None, miner: MinerOpt = None, epochs: EpochsOpt = None,
+                        out: OutOpt = None, progress: ProgressOpt = False):
+    """Train the same setup at each margin; compare distance distributions, ROC and AUC in one report."""
+    cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, miner=miner, epochs=epochs, out=out)
+    from vislab.labs.siamese import studies
+
+    folder = studies.compare_margins(cfg, floats(margins, "--margins"), progress)
+    console.print(f"margin report: {folder / 'report.html'}")

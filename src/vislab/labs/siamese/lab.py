@@ -1,0 +1,353 @@
+"""Siamese lab: face verification and retrieval with contrastive and triplet losses, on the shared engine.
+
+    data = load_data(cfg)                    # faces in memory as uint8, people split into train/val/test
+    run_dir = train(cfg)                     # fit (best checkpoint by val AUC), then evaluate_run
+    evaluate(checkpoint)                     # ROC/AUC/EER, accuracy at the val threshold, P@1, MAP@R, plots
+    search(cfg)                              # Optuna over lr, margin, StepLR, epochs, embedding_dim, loss
+    verify(run_or_ckpt, img1, img2)          # distance, threshold, same/different, confidence
+    gallery(run_or_ckpt, query, folder)      # the k nearest images of a query
+
+How batches reach the engine: every batch is `(x, y)` with x uint8 images, and the objective reads
+the structure from the ratio of rows, len(x) / len(y):
+  2 -> pairs     x = [a; b],    y = 1 same person / 0 not  (contrastive training)
+  3 -> triplets  x = [a; p; n], y = ones                   (triplet training, sampled)
+  1 -> labelled  x = images,    y = person id              (mined triplets; validation)
+Validation always embeds every validation image once and scores ALL pairs of them, so the
+validation AUC is exact and comparable between losses; the best checkpoint is the one with the
+highest validation AUC (train.monitor).
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vislab.core import checkpoint as ckpt
+from vislab.core import plots
+from vislab.core.data.cache import decode_images
+from vislab.core.data.folders import IMAGE_EXTS
+from vislab.core.data.images import OK as DECODED
+from vislab.core.data.images import DataError, ImageError, load_image
+from vislab.core.data.loaders import batch_loader
+from vislab.core.engine import Trainer, new_run_dir, open_run, seed_all
+from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
+from vislab.core.transforms import BatchTransform
+from vislab.labs.siamese.config import SiameseRunConfig
+from vislab.labs.siamese.data import FaceData, load_data
+from vislab.labs.siamese.losses import DISTANCES
+from vislab.labs.siamese.metrics import (
+    accuracy_at,
+    calibrate,
+    choose_threshold,
+    nearest,
+    pair_distances,
+    retrieval_metrics,
+    verification_metrics,
+)
+from vislab.labs.siamese.model import EmbeddingNet
+from vislab.labs.siamese.objective import SiameseObjective, train_loader
+from vislab.labs.siamese.plots import distance_distributions, neighbour_grid, verification_roc
+
+
+# --------------------------------------------------------------------------- model
+
+
+def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None) -> EmbeddingNet:
+    mc = cfg.model
+    return EmbeddingNet(mc.backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
+                        relu=mc.relu, normalize=mc.normalize, image_size=tuple(cfg.data.image_size),
+                        freeze_bn=mc.freeze_bn)
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[EmbeddingNet, dict, SiameseRunConfig]:
+    """A Siamese checkpoint's embedding network (rebuilt from its own config) with its metadata."""
+    path = Path(path)
+    weights, meta = ckpt.load_checked(path, "siamese", "Siamese")
+    cfg = SiameseRunConfig.model_validate(meta["config"])
+    model = build_model(cfg, pretrained=False)
+    ckpt.load_into(model, weights, path)
+    return model.to(device).eval(), meta, cfg
+
+
+@torch.no_grad()
+def embed(model: nn.Module, images, mean, std, batch_size: int = 128) -> torch.Tensor:
+    """Embeddings (N, D) of uint8 images (N, 3, H, W)."""
+    model.eval()
+    norm = BatchTransform(mean, std, augment=False).eval()
+    out = []
+    for i in range(0, len(images), batch_size):
+        out.append(model(norm(torch.from_numpy(np.array(images[i:i + batch_size])))).float())
+    return torch.cat(out) if out else torch.zeros(0, getattr(model, "embedding_dim", 1))
+
+
+def _norm_of(model: EmbeddingNet) -> tuple[list[float], list[float]]:
+    dc = model.data_config
+    return list(dc.get("mean", (0.5, 0.5, 0.5))), list(dc.get("std", (0.5, 0.5, 0.5)))
+
+
+# --------------------------------------------------------------------------- train
+
+
+def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True,
+          data: FaceData | None = None, run_dir: str | Path | None = None) -> Path:
+    """Train one embedding network; returns the run folder (checkpoints, history.csv, metrics.json, report.html)."""
+    console = rich_console()
+    cfg, fabric, run_dir = open_run(cfg, resume, run_dir)
+    with fabric.rank_zero_first():
+        data = data or load_data(cfg, progress=progress and fabric.is_global_zero)
+    tc = cfg.train.filled()
+    seed_all(tc.seed)
+    model = build_model(cfg)
+    mean, std = _norm_of(model)
+    objective = SiameseObjective.from_config(cfg)
+    transform = BatchTransform(mean, std, augment=tc.augment)
+    meta = {"lab": "siamese", "config": cfg.model_dump(mode="json"), "mean": mean, "std": std,
+            "people": data.people, "split_people": {k: [data.people[p] for p in v] for k, v in data.split.people.items()},
+            "image_size": list(cfg.data.image_size), "distance": objective.distance}
+    if fabric.is_global_zero:
+        sz = data.split.sizes()
+        console.print(f"siamese {cfg.model.backbone} -> {cfg.model.embedding_dim}-d; loss {objective.describe()}; "
+                      f"{tc.optimizer} lr {tc.lr:g} {tc.scheduler} (step {tc.step_size}, gamma {tc.gamma:g}), "
+                      f"{tc.epochs} epochs, batch {tc.batch_size}; people train {sz['train']['people']} / "
+                      f"val {sz['val']['people']} / test {sz['test']['people']}"
+                      + (f"; excluded {data.excluded}" if data.excluded else ""))
+    x = torch.from_numpy(np.array(data.images))  # writable, in memory
+    loader = train_loader(cfg, data, x)
+    val_loader = batch_loader(x, torch.from_numpy(data.labels), data.split.val, tc.eval_batch_size, shuffle=False)
+    trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
+    result = trainer.fit(model, objective, loader, val_loader, transform, resume=bool(resume))
+    if fabric.is_global_zero:
+        console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch} "
+                      f"(by {tc.monitor})")
+        if report:
+            evaluate_run(run_dir, data, history=result.history, console=console)
+    fabric.barrier()
+    return run_dir
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def split_embeddings(model, data: FaceData, mean, std, split: str):
+    idx = getattr(data.split, split)
+    return embed(model, data.images[idx], mean, std), data.labels[idx], idx
+
+
+def evaluate_run(run_dir: Path, data: FaceData | None = None, history: list[dict] | None = None,
+                 path: Path | None = None, console=None, seed: int = 0, plots_on: bool = True) -> dict:
+    """Verification (threshold from val pairs, applied to test pairs), retrieval and plots of a checkpoint
+    (default: the run's best). Writes metrics.json, verification.json (threshold and calibration, used by
+    `verify`) and report.html into the run folder."""
+    run_dir = Path(run_dir)
+    path = Path(path or run_dir / "checkpoints" / "best.safetensors")
+    model, meta, cfg = load_model(path)
+    data = data or load_data(cfg, progress=False)
+    history = history if history is not None else meta.get("history", [])
+    return evaluate_model(model, meta, cfg, run_dir, data, history, str(path), console, seed, plots_on)
+
+
+def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir: Path, data: FaceData,
+                   history: list[dict] | None = None, source: str = "", console=None, seed: int = 0,
+                   plots_on: bool = True, loss_name: str | None = None) -> dict:
+    """evaluate_run for a model in memory (`meta` gives mean, std and distance)."""
+    console = console or rich_console()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    mean, std, distance = meta["mean"], meta["std"], meta.get("distance", "euclidean")
+    t0 = time.time()
+    ev, lv, _ = split_embeddings(model, data, mean, std, "val")
+    et, lt, it = split_embeddings(model, data, mean, std, "test")
+    dv, sv = pair_distances(ev, lv, distance)
+    dt_, st = pair_distances(et, lt, distance)
+    threshold = choose_threshold(dv, sv)
+    val_v = verification_metrics(dv, sv)
+    test_v = verification_metrics(dt_, st)
+    at = accuracy_at(dt_, st, threshold)
+    retr = retrieval_metrics(et.numpy(), lt, distance)
+    calib = calibrate(dv, sv)
+    out = {"loss": loss_name or SiameseObjective.from_config(cfg).describe(), "checkpoint": source,
+           "best_epoch": meta.get("epoch"),
+           "epochs": len(history or []), "test_people": int(len(np.unique(lt))), "test_images": int(len(lt)),
+           "test_pairs": {"same": int(st.sum()), "different": int((1 - st).sum())},
+           "auc": test_v["auc"], "eer": test_v["eer"], "threshold": threshold, "threshold_from": "validation pairs",
+           "accuracy": at["accuracy"], "balanced_accuracy": at["balanced_accuracy"], "tpr": at["tpr"], "tnr": at["tnr"],
+           "precision_at_1": retr["precision_at_1"], "map_at_r": retr["map_at_r"],
+           "val_auc": val_v["auc"], "val_eer": val_v["eer"],
+           "train_seconds": sum(float(h.get("train_seconds", 0)) for h in history or []),
+           "split": data.split.sizes(), "excluded": data.excluded, "hardware": hardware(),
+           "eval_seconds": round(time.time() - t0, 2)}
+    (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
+    (run_dir / "verification.json").write_text(json.dumps(
+        {"threshold": threshold, "distance": distance, "calibration": calib, "checkpoint": source}, indent=2))
+    _print_summary(console, out)
+    if plots_on:
+        _write_plots(run_dir, data, et, lt, it, dt_, st, test_v, threshold, seed, distance)
+        write_run_report(run_dir, cfg, out, history)
+    return out
+
+
+def _print_summary(console, m: dict) -> None:
+    from rich.table import Table as RTable
+    t = RTable(title=f"test people ({m['test_people']} people, {m['test_images']} images, "
+                     f"{m['test_pairs']['same']} same / {m['test_pairs']['different']} different pairs)")
+    for c in ("AUC", "EER", "acc @ val threshold", "balanced acc", "P@1", "MAP@R", "threshold"):
+        t.add_column(c, justify="right")
+    t.add_row(f"{m['auc']:.4f}", f"{100 * m['eer']:.2f}%", f"{m['accuracy']:.4f}", f"{m['balanced_accuracy']:.4f}",
+              f"{m['precision_at_1']:.4f}", f"{m['map_at_r']:.4f}", f"{m['threshold']:.4f}")
+    console.print(t)
+
+
+def _write_plots(run_dir: Path, data: FaceData, et, lt, it, d, same, test_v, threshold, seed,
+                 distance: str = "euclidean") -> None:
+    pdir = run_dir / "plots"
+    verification_roc({"test": test_v}, pdir / "roc.png")
+    distance_distributions({"test pairs": (d[same == 1], d[same == 0])}, pdir / "distances.png", threshold)
+    q = _queries(lt, 5, seed)
+    nb, nd = nearest(et[q], et, 11, distance)  # the query itself comes first (distance 0): dropped
+    rows, marks, dists = [], [], []
+    for r, qi in enumerate(q):
+        keep = [(j, v) for j, v in zip(nb[r], nd[r]) if j != qi][:10]
+        rows.append(data.images[it[[j for j, _ in keep]]])
+        marks.append([lt[j] == lt[qi] for j, _ in keep])
+        dists.append([v for _, v in keep])
+    neighbour_grid(data.images[it[q]], rows, marks, pdir / "neighbours.png", dists,
+                         title="10 nearest test images of 5 random test queries (green: same person)")
+    plots.tsne_scatter(et.numpy(), lt, data.people, pdir / "tsne.png", title="t-SNE of test embeddings, by person",
+                       seed=seed)
+
+
+def _queries(labels: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """n random image indices, from different people as long as there are people left."""
+    perm = np.random.default_rng(seed).permutation(len(labels))
+    first = [i for k, i in enumerate(perm) if labels[i] not in set(labels[perm[:k]])]
+    rest = [i for i in perm if i not in set(first)]
+    return np.array((first + rest)[:n])
+
+
+def write_run_report(run_dir: Path, cfg: SiameseRunConfig, m: dict, history) -> Path:
+    pdir = run_dir / "plots"
+    if history:
+        plots.training_curves(history, pdir / "curves.png", title="Siamese training",
+                              panels=[("loss", ("train_loss", "val_loss")), ("val AUC", ("val_auc",)),
+                                      ("val EER", ("val_eer",))])
+    table = Table(["AUC", "EER %", "accuracy @ val threshold", "balanced accuracy", "precision@1", "MAP@R",
+                   "threshold", "val AUC"],
+                  [[m["auc"], 100 * m["eer"], m["accuracy"], m["balanced_accuracy"], m["precision_at_1"], m["map_at_r"],
+                    m["threshold"], m["val_auc"]]])
+    split = Table(["split", "people", "images"], [[k, v["people"], v["images"]] for k, v in m["split"].items()]
+                  + [[f"excluded: {k}", n, ""] for k, n in m["excluded"].items()])
+    sections = [
+        Section("Verification and retrieval on the test people", f"Loss: {m['loss']}. Threshold chosen on validation "
+                "pairs (best balanced accuracy), applied unchanged to all test pairs.", [table]),
+        Section("Split by person", "", [split]),
+        Section("Plots", "", [], [p for p in (pdir / "roc.png", pdir / "distances.png", pdir / "neighbours.png",
+                                              pdir / "tsne.png", pdir / "curves.png") if p.is_file()]),
+        Section("Configuration", "", [Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))]),
+    ]
+    return write_report(run_dir, "Siamese lab: face verification", sections, {"hardware": m["hardware"]})
+
+
+def evaluate(checkpoint: str | Path, out: str | Path | None = None, root: str | None = None,
+             progress: bool = True) -> dict:
+    """Evaluate a checkpoint on its own person split (or another folder of people with `root`)."""
+    checkpoint = Path(checkpoint)
+    _, meta, cfg = load_model(checkpoint)
+    if root:
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": root})})
+    data = load_data(cfg, progress=progress)
+    run_dir = Path(out) if out else checkpoint.parent.parent
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return evaluate_run(run_dir, data, path=checkpoint)
+
+
+def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, progress: bool = True,
+                        data: FaceData | None = None) -> dict:
+    """The starting point: the backbone's pretrained pooled features, L2-normalised, without any
+    training, evaluated exactly like a trained model (threshold from validation, test people)."""
+    data = data or load_data(cfg, progress=progress)
+    model = build_model(cfg)
+    model.proj = nn.Identity()
+    model.normalize, model.relu = True, False
+    mean, std = _norm_of(model)
+    out = Path(out) if out else new_run_dir(cfg.out_dir, f"{cfg.name}-pretrained")
+    meta = {"mean": mean, "std": std, "distance": "euclidean"}
+    return evaluate_model(model.eval(), meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained",
+                          loss_name=f"none: {cfg.model.backbone} ImageNet features, no training")
+
+
+# --------------------------------------------------------------------------- verify / gallery
+
+
+def _resolve(run_or_ckpt: str | Path) -> tuple[Path, Path]:
+    """(checkpoint, run folder) from a run folder or a checkpoint file."""
+    p = Path(run_or_ckpt)
+    if p.is_dir():
+        c = p / "checkpoints" / "best.safetensors"
+        if not c.is_file():
+            raise FileNotFoundError(f"{p}: no checkpoints/best.safetensors (is it a vislab run folder?)")
+        return c, p
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: no such run folder or checkpoint")
+    return p, p.parent.parent
+
+
+def _read_face(path: str | Path, size) -> np.ndarray:
+    try:
+        return load_image(path, tuple(size)).transpose(2, 0, 1)
+    except ImageError as e:
+        raise DataError(str(e)) from None
+
+
+def verify(run_or_ckpt: str | Path, img1: str | Path, img2: str | Path, threshold: float | None = None) -> dict:
+    """Distance of two face images, the validation threshold, same/different and its confidence
+    (P(same | distance) from the logistic calibration on validation pairs, or its complement)."""
+    path, run_dir = _resolve(run_or_ckpt)
+    model, meta, _ = load_model(path)
+    ver = run_dir / "verification.json"
+    vinfo = json.loads(ver.read_text()) if ver.is_file() else {}
+    if threshold is None:
+        if "threshold" not in vinfo:
+            raise FileNotFoundError(f"{ver} is missing (run `vislab siamese evaluate` first) and no --threshold given")
+        threshold = float(vinfo["threshold"])
+    a, b = (_read_face(p, meta["image_size"]) for p in (img1, img2))
+    e = embed(model, np.stack([a, b]), meta["mean"], meta["std"])
+    d = float(DISTANCES[meta.get("distance", "euclidean")](e[:1], e[1:])[0])
+    same = d <= threshold
+    cal = vinfo.get("calibration")
+    p_same = float(1 / (1 + np.exp(-(cal["coef"] * d + cal["intercept"])))) if cal else None
+    conf = None if p_same is None else (p_same if same else 1 - p_same)
+    return {"distance": d, "threshold": threshold, "same": bool(same), "p_same": p_same, "confidence": conf}
+
+
+def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top: int = 10,
+            out: str | Path | None = None) -> dict:
+    """The `top` gallery images nearest to a query image; `folder` holds images, directly or in person
+    subfolders (then each match names its person). Writes a PNG of the query and its matches with `out`."""
+    path, _ = _resolve(run_or_ckpt)
+    model, meta, _ = load_model(path)
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: gallery folder does not exist")
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    if len(files) < top:
+        raise DataError(f"{folder}: the gallery holds {len(files)} images, fewer than --top {top}")
+    q = _read_face(query, meta["image_size"])
+    imgs, status, _ = decode_images(files, tuple(meta["image_size"]), progress=False)  # cached: decoded once
+    keep = np.flatnonzero(status == DECODED)
+    ok, bad = [files[i] for i in keep], len(files) - len(keep)
+    if len(ok) < top:
+        raise DataError(f"{folder}: {len(ok)} readable images ({bad} unreadable), fewer than --top {top}")
+    g = np.asarray(imgs[keep])
+    eg = embed(model, g, meta["mean"], meta["std"])
+    eq = embed(model, q[None], meta["mean"], meta["std"])
+    idx, dist = nearest(eq, eg, top, meta.get("distance", "euclidean"))
+    matches = [{"rank": r + 1, "file": str(ok[j]), "person": ok[j].parent.name if ok[j].parent != folder else None,
+                "distance": float(v)} for r, (j, v) in enumerate(zip(idx[0], dist[0]))]
+    if out:
+        qp = Path(query).parent.name
+        neighbour_grid(q[None], [g[idx[0]]], [[m["person"] == qp for m in matches]], out, [dist[0]],
+                             title=f"{top} nearest gallery images of {Path(query).name}")
+    return {"query": str(query), "gallery_images": len(ok), "unreadable": bad, "matches": matches}

