@@ -7,10 +7,6 @@ vislab:   decode_images() once (uint8 cache on disk), then batch_loader() slices
     python benchmarks/bench_data.py --limit 500 --workers 0,2 --json out.json
 """
 from __future__ import annotations
-from vislab.core.data.csv import read_csv
-from vislab.core.data.cache import decode_images
-from vislab.core.data.loaders import batch_loader
-from vislab.core.transforms import BatchTransform
 
 import argparse
 import json
@@ -26,6 +22,10 @@ import torch
 from PIL import Image
 
 from vislab.core.data import images as D
+from vislab.core.data.cache import decode_images
+from vislab.core.data.csv import read_csv
+from vislab.core.data.loaders import batch_loader
+from vislab.core.transforms import BatchTransform
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "fashion-products"
 MEAN = STD = [0.5, 0.5, 0.5]  # tf_efficientnet_lite0's data config
@@ -70,11 +70,13 @@ def time_epochs(loader, n_images: int, per_batch=None) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with styles.csv and images/ (default: %(default)s)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="folder with styles.csv and images/ (default: %(default)s)")
     ap.add_argument("--limit", type=int, default=5000, help="first N rows of styles.csv that have an image")
     ap.add_argument("--size", type=parse_size, default=(96, 72), help="HxW, default 96x72")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--workers", default="0", help="DataLoader num_workers of the notebook loader; a list runs each, e.g. 0,2")
+    ap.add_argument("--workers", default="0",
+                    help="DataLoader num_workers of the notebook loader; a list runs each, e.g. 0,2")
     ap.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0 = torch's default)")
     ap.add_argument("--no-v2", action="store_true", help="skip the notebook + torchvision v2 transforms row")
     ap.add_argument("--json", type=Path, help="write the results here as JSON")
@@ -124,7 +126,8 @@ def main() -> None:
             from torchvision.transforms import v2
             tf = v2.Compose([v2.RandomHorizontalFlip(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(MEAN, STD)])
             ds = NotebookDataset(paths, targets[:, 0], size, transform=tf)
-            loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, num_workers=w, persistent_workers=w > 0)
+            loader = torch.utils.data.DataLoader(ds, batch_size=bs, shuffle=True, num_workers=w,
+                                                 persistent_workers=w > 0)
             add(f"notebook + v2 flip/normalise (workers={w})", time_epochs(loader, n))
 
     # --- vislab: decode once (cold, then a cache hit), then epochs over the uint8 tensor
@@ -144,7 +147,8 @@ def main() -> None:
         add("vislab + augmentation (BatchTransform)", time_epochs(loader, n, aug))
     decode_workers = (os.cpu_count() or 1) if n > 256 else 1  # decode_images' own rule
 
-    print(f"\n  one-time decode (vislab, {decode_workers} processes): {decode_cold:.2f} s = {n / decode_cold:.0f} img/s;"
+    print(f"\n  one-time decode (vislab, {decode_workers} processes): {decode_cold:.2f} s = "
+          f"{n / decode_cold:.0f} img/s;"
           f" cache hit: {decode_hit * 1000:.0f} ms; bad images: {int((status != D.OK).sum())}")
     print(f"\n  {'pipeline':<42} {'epoch 1 s':>10} {'epoch 2 s':>10} {'img/s (ep 2)':>13}")
     for r in rows:
@@ -161,7 +165,8 @@ def main() -> None:
             ratios[f"vislab+aug / notebook+v2(workers={w}), epoch 2"] = (
                 by["vislab + augmentation (BatchTransform)"]["images_per_s"] / nv2["images_per_s"])
         saved = nb["epoch2_s"] - vis["epoch2_s"]  # seconds saved per epoch once decoded
-        ratios[f"epochs to repay the one-time decode (vs workers={w})"] = decode_cold / saved if saved > 0 else float("inf")
+        ratios[f"epochs to repay the one-time decode (vs workers={w})"] = (decode_cold / saved if saved > 0
+                                                                            else float("inf"))
     ratios["one-time decode / notebook(workers=%d) epoch 2" % workers[0]] = (
         decode_cold / by[f"notebook (PIL per item, workers={workers[0]})"]["epoch2_s"])
     ratios["cold decode / cache hit"] = decode_cold / decode_hit

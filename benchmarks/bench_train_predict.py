@@ -8,7 +8,6 @@ prediction decodes real JPEGs from the fashion data, as `vislab.load(path).predi
     python benchmarks/bench_train_predict.py --steps 3 --sizes 64x48 --json out.json
 """
 from __future__ import annotations
-from vislab.core.data.csv import read_csv
 
 import argparse
 import json
@@ -22,9 +21,9 @@ from pathlib import Path
 import torch
 
 from vislab.core import checkpoint as ckpt
-from vislab.core.data import images as D
-from vislab.labs.fashion.config import FashionRunConfig
+from vislab.core.data.csv import read_csv
 from vislab.core.objectives import ClassificationObjective
+from vislab.labs.fashion.config import FashionRunConfig
 from vislab.labs.fashion.model import MultiTaskNet
 from vislab.labs.fashion.predict import Predictor, latency
 
@@ -80,7 +79,8 @@ def save_checkpoint(path: Path, backbone: str, size) -> Path:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="folder with styles.csv and images/ (default: %(default)s)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="folder with styles.csv and images/ (default: %(default)s)")
     ap.add_argument("--backbone", default="tf_efficientnet_lite0")
     ap.add_argument("--sizes", default="64x48,96x72,128x96", help="training resolutions HxW, comma separated")
     ap.add_argument("--batch-size", type=int, default=32, help="training batch")
@@ -112,8 +112,9 @@ def main() -> None:
     machine = {"cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                "platform": platform.platform(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                "load_avg_1m": os.getloadavg()[0]}
-    settings = {"backbone": args.backbone, "weights": "random", "tasks": TASKS, "train_sizes_hw": [list(s) for s in sizes],
-                "train_batch": args.batch_size, "optimizer": "AdamW", "warmup_steps": args.warmup, "timed_steps": args.steps,
+    settings = {"backbone": args.backbone, "weights": "random", "tasks": TASKS,
+                "train_sizes_hw": [list(s) for s in sizes], "train_batch": args.batch_size, "optimizer": "AdamW",
+                "warmup_steps": args.warmup, "timed_steps": args.steps,
                 "predict_size_hw": list(args.predict_size), "predict_images": len(paths),
                 "predict_batch": args.predict_batch, "latency_runs": args.latency_runs, "data": str(root)}
     print("== bench_train_predict: MultiTaskNet on CPU ==")
@@ -125,7 +126,8 @@ def main() -> None:
         for cl in (False, True):
             ips = train_throughput(args.backbone, size, args.batch_size, args.steps, args.warmup, cl)
             train_rows.append({"size_hw": list(size), "channels_last": cl, "images_per_s": ips})
-            print(f"  done: train {size[0]}x{size[1]} channels_last={'on' if cl else 'off'}: {ips:.1f} img/s", flush=True)
+            print(f"  done: train {size[0]}x{size[1]} channels_last={'on' if cl else 'off'}: {ips:.1f} img/s",
+                  flush=True)
 
     with tempfile.TemporaryDirectory(prefix="vislab-bench-") as tmp:
         path = save_checkpoint(Path(tmp) / "best.safetensors", args.backbone, args.predict_size)
@@ -141,7 +143,8 @@ def main() -> None:
 
     print(f"\n  {'training (batch %d, AdamW)' % args.batch_size:<28} {'channels_last':>13} {'img/s':>9}")
     for r in train_rows:
-        print(f"  {'%dx%d' % tuple(r['size_hw']):<28} {'on' if r['channels_last'] else 'off':>13} {r['images_per_s']:>9.1f}")
+        print(f"  {'%dx%d' % tuple(r['size_hw']):<28} {'on' if r['channels_last'] else 'off':>13} "
+              f"{r['images_per_s']:>9.1f}")
     h, w = args.predict_size
     print(f"\n  prediction at {h}x{w} (JPEG decode included)")
     print(f"  {'single image latency p50':<36} {predict['latency_p50_ms']:>9.1f} ms")

@@ -26,19 +26,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vislab.labs.cifar import lab as cifar
 from vislab.core.augment import CIFAR_MEAN, CIFAR_STD, BatchAugment
-from vislab.labs.cifar.config import CifarRunConfig
 from vislab.core.config import load_config
 from vislab.core.data.loaders import batch_loader
-from vislab.core.objectives import ClassificationObjective
 from vislab.core.engine import Trainer, make_fabric, seed_all
+from vislab.core.objectives import ClassificationObjective
+from vislab.labs.cifar import lab as cifar
+from vislab.labs.cifar.config import CifarRunConfig
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent / ".." / "shared" / "data" / "cifar10"
 
 
 def torchvision_loader(root: Path, batch: int, workers: int, train: bool, seed: int):
-    from torchvision import datasets, transforms as T
+    from torchvision import datasets
+    from torchvision import transforms as T
     tf = [T.RandomCrop(32, padding=4), T.RandomHorizontalFlip()] if train else []
     ds = datasets.ImageFolder(str(root), T.Compose(tf + [T.ToTensor(), T.Normalize(CIFAR_MEAN, CIFAR_STD)]))
     return torch.utils.data.DataLoader(ds, batch_size=batch, shuffle=train, num_workers=workers,
@@ -86,7 +87,8 @@ def main() -> int:
     if not (ARGS.data / "train").is_dir():
         print(f"no CIFAR-10 class folders in {ARGS.data}", file=sys.stderr)
         return 1
-    ov = [f"data.root={ARGS.data}", f"model.name={ARGS.model}", f"train.epochs={ARGS.epochs}", "train.eval_batch_size=1000"]
+    ov = [f"data.root={ARGS.data}", f"model.name={ARGS.model}", f"train.epochs={ARGS.epochs}",
+          "train.eval_batch_size=1000"]
     ov += [f"train.recipe={ARGS.recipe}"] if ARGS.recipe else []
     ov += [f"train.batch_size={ARGS.batch}"] if ARGS.batch else []
     cfg = load_config(None, ov, model=CifarRunConfig)
@@ -114,7 +116,8 @@ def main() -> int:
         res["vislab"] = fit(cfg, m1, vis_train, batch_loader(xt, yt, None, 1000, shuffle=False), aug, Path(tmp) / "v")
         seed_all(tc.seed)
         m2 = cifar.build_model(cfg, 10)
-        res["torchvision"] = fit(cfg, m2, tv_train, torchvision_loader(ARGS.data / "test", 1000, ARGS.workers, False, 0),
+        res["torchvision"] = fit(cfg, m2, tv_train,
+                                 torchvision_loader(ARGS.data / "test", 1000, ARGS.workers, False, 0),
                                  None, Path(tmp) / "t")
     d = res["data_images_per_s"]
     res["ratio_data"] = d["vislab"] / d["torchvision"]
@@ -125,7 +128,8 @@ def main() -> int:
           f"-> {res['ratio_data']:.1f}x")
     for k in ("vislab", "torchvision"):
         r = res[k]
-        tt = f"{r['time_to_target']:.0f} s" if r["time_to_target"] is not None else f"not reached in {r['epochs']} epochs"
+        tt = (f"{r['time_to_target']:.0f} s" if r["time_to_target"] is not None
+              else f"not reached in {r['epochs']} epochs")
         print(f"train {k:11s}: {r['epochs_per_s'] * 60:.2f} epochs/min, test acc by epoch {r['val_accuracy']}, "
               f"time to {ARGS.target:.0%}: {tt}")
     print(f"training speed-up: {res['ratio_epochs_per_s']:.2f}x")

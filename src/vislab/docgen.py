@@ -48,7 +48,8 @@ def config_reference() -> str:
     for name in sorted(RECIPES, key=lambda n: (recipe_lab(n), n)):
         r = RECIPES[name]
         out.append(f"| `{name}` | {recipe_lab(name)} | {recipe_doc(name)} | {r['optimizer']} | {r['scheduler']} | "
-                   f"{r['lr']:g} | {r['epochs']} | {r['batch_size']} | {r['weight_decay']:g} | {r['backbone_lr_mult']:g} |")
+                   f"{r['lr']:g} | {r['epochs']} | {r['batch_size']} | {r['weight_decay']:g} | "
+                   f"{r['backbone_lr_mult']:g} |")
     out += ["", "## Packaged configs", "", "Shipped inside the package; `-c NAME` works from any folder.", ""]
     out += [f"- `{n}`" for n in packaged_configs()]
     return "\n".join(out).rstrip() + "\n"

@@ -1,6 +1,5 @@
 """Tests of vislab.core.data and transforms: CSV reading, image decoding + cache, splits, batches."""
 from __future__ import annotations
-from vislab.core.data.cache import _status_of
 
 import io
 import os
@@ -15,12 +14,23 @@ import torch
 from PIL import Image
 
 from vislab.core.data import cache as data
-from vislab.core.data.images import EMPTY, MISSING, OK, TOO_LARGE, UNREADABLE, DataError, ImageError, fit_image, load_image, to_rgb
-from vislab.core.data.loaders import ArrayDataset, batch_loader
-from vislab.core.transforms import BatchTransform
-from vislab.core.data.cache import decode_images
+from vislab.core.data.cache import _status_of, decode_images
 from vislab.core.data.csv import read_csv, require_columns
+from vislab.core.data.images import (
+    EMPTY,
+    MISSING,
+    OK,
+    TOO_LARGE,
+    UNREADABLE,
+    DataError,
+    ImageError,
+    fit_image,
+    load_image,
+    to_rgb,
+)
+from vislab.core.data.loaders import ArrayDataset, batch_loader
 from vislab.core.data.splits import stratified_split
+from vislab.core.transforms import BatchTransform
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +60,8 @@ KAGGLE_LINES = [
     "1001,Men,Personal Care,Fragrance,Perfume and Body Mist,Black,Spring,2017,Casual,"
     "Boss Men Perfume, After Shave Balm and Shower Gel Set",                                        # 3: 1 extra comma
     "1002,Women,Apparel,Topwear,Tops,Red,Summer,2012,NA,Vero Moda Women Red Top",                   # 4: usage NA
-    "1003,Women,Accessories,Bags,Handbags,Brown,,2013,Casual,Lino Perros Women Brown Handbag, Tote, Leather",  # 5: 2 extra
+    "1003,Women,Accessories,Bags,Handbags,Brown,,2013,Casual,"
+    "Lino Perros Women Brown Handbag, Tote, Leather",                                               # 5: 2 extra
     "1004,Men,Apparel,Topwear",                                                                     # 6: too few fields
     "",                                                                                             # 7: blank, skipped
     "1005,Men,Footwear,Shoes,Casual Shoes,White,Winter,2016,Casual,Puma Men White Shoes",           # 8
@@ -84,7 +95,8 @@ def test_read_csv_rejoins_unquoted_commas(kaggle_csv):
     assert r1001.tolist() == ["Men", "Personal Care", "Fragrance", "Perfume and Body Mist", "Black", "Spring",
                               "2017", "Casual", "Boss Men Perfume, After Shave Balm and Shower Gel Set"]
     r1003 = df.set_index("id").loc["1003"]
-    assert (r1003["articleType"], r1003["baseColour"], r1003["year"], r1003["usage"]) == ("Handbags", "Brown", "2013", "Casual")
+    assert ((r1003["articleType"], r1003["baseColour"], r1003["year"], r1003["usage"])
+            == ("Handbags", "Brown", "2013", "Casual"))
     # NA marker and empty field become missing; everything else stays a string
     assert pd.isna(df.set_index("id").loc["1002", "usage"])
     assert pd.isna(r1003["season"])

@@ -18,9 +18,9 @@ from safetensors.torch import load_file
 
 from conftest import tiny_overrides
 from vislab.core import checkpoint as ckpt
+from vislab.core.engine import NonFiniteLoss
 from vislab.labs.fashion import lab as fashion
 from vislab.labs.fashion.config import load_config
-from vislab.core.engine import NonFiniteLoss
 
 CLI = [sys.executable, "-m", "vislab"]
 
@@ -47,7 +47,7 @@ def test_train_writes_checkpoints_logs_and_report(tiny_run):
     assert any((run_dir / "tensorboard").iterdir())
     m = json.loads((run_dir / "metrics.json").read_text())
     assert set(m["metrics"]) == set(cfg.data.label_cols) | {"average"}
-    for task, v in m["metrics"].items():
+    for v in m["metrics"].values():
         assert 0 <= v["accuracy"] <= 1 and 0 <= v["f1"] <= 1 and 0 <= v["auroc"] <= 1 and v["loss"] > 0
     html = (run_dir / "report.html").read_text()
     assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
@@ -61,7 +61,8 @@ def test_tiny_model_learns_the_easy_synthetic_tasks(tiny_run):
     m = json.loads((run_dir / "metrics.json").read_text())
     # masterCategory/articleType are shapes: even a 100k-parameter net beats the majority class
     for t in ("masterCategory", "articleType"):
-        assert m["metrics"][t]["accuracy"] > m["majority_baseline"][t] + 0.1, (t, m["metrics"][t], m["majority_baseline"][t])
+        assert m["metrics"][t]["accuracy"] > m["majority_baseline"][t] + 0.1, (t, m["metrics"][t],
+                                                                               m["majority_baseline"][t])
 
 
 def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path):

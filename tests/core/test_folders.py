@@ -1,13 +1,12 @@
 """Class-folder / CIFAR-pickle readers and the validation split, on hand-made files."""
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 from PIL import Image
 
-from vislab.core.data.images import DataError
 from vislab.core.data.folders import load_folder, scan_folder
+from vislab.core.data.images import DataError
 from vislab.core.data.splits import take_per_class, val_split
 
 

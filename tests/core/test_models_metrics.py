@@ -7,8 +7,8 @@ import torch
 from sklearn import metrics as skm
 
 from vislab.core.metrics import ClassificationMetrics, MultiTaskMetrics, majority_baseline
-from vislab.labs.fashion.model import MultiTaskNet
 from vislab.core.models import PretrainedUnavailable, create_backbone, create_model, offline_state_dict
+from vislab.labs.fashion.model import MultiTaskNet
 
 
 def test_offline_lite0_weights_call_coffee_espresso():
@@ -62,8 +62,10 @@ def test_metrics_match_sklearn(c):
     labels = np.arange(c)
     assert r["accuracy"] == pytest.approx(skm.accuracy_score(yt, yp), abs=1e-6)
     assert r["f1"] == pytest.approx(skm.f1_score(yt, yp, average="macro", labels=labels, zero_division=0), abs=1e-5)
-    assert r["precision"] == pytest.approx(skm.precision_score(yt, yp, average="macro", labels=labels, zero_division=0), abs=1e-5)
-    assert r["recall"] == pytest.approx(skm.recall_score(yt, yp, average="macro", labels=labels, zero_division=0), abs=1e-5)
+    assert r["precision"] == pytest.approx(skm.precision_score(yt, yp, average="macro", labels=labels,
+                                                               zero_division=0), abs=1e-5)
+    assert r["recall"] == pytest.approx(skm.recall_score(yt, yp, average="macro", labels=labels, zero_division=0),
+                                        abs=1e-5)
     probs = logits.softmax(1).numpy()
     onehot = np.eye(c)[yt]
     assert r["auroc"] == pytest.approx(skm.roc_auc_score(onehot, probs, average="micro"), abs=1e-4)

@@ -1,6 +1,5 @@
 """plots.py writes readable PNGs; report.py writes an offline HTML report and a Markdown twin."""
 from __future__ import annotations
-from vislab.labs.fashion.plots import ablation_bars, comparison_bars
 
 import base64
 import re
@@ -13,6 +12,7 @@ from PIL import Image
 
 from vislab.core import plots
 from vislab.core.report import Section, Table, format_cell, write_report
+from vislab.labs.fashion.plots import ablation_bars, comparison_bars
 
 PNG_SIG = b"\x89PNG\r\n\x1a\n"
 
@@ -249,5 +249,6 @@ def test_histogram_legend_names_its_unit(tmp_path, monkeypatch):
     from matplotlib.axes import Axes
     labels, real = [], Axes.hist
     monkeypatch.setattr(Axes, "hist", lambda self, *a, **k: labels.append(k.get("label")) or real(self, *a, **k))
-    path = plots.histograms({"train": np.zeros((3, 4)), "test": np.ones(5)}, tmp_path / "h.png", "t", "x", unit="pixels")
+    path = plots.histograms({"train": np.zeros((3, 4)), "test": np.ones(5)}, tmp_path / "h.png", "t", "x",
+                            unit="pixels")
     assert path.is_file() and labels == ["train (n=12 pixels)", "test (n=5 pixels)"]

@@ -58,7 +58,8 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: di
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
     text = json.dumps(meta, default=_json_default)
     _atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"vislab": text}))
-    _atomic(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=_json_default)))
+    _atomic(path.with_suffix(".json"),
+            lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=_json_default)))
     return path
 
 
@@ -170,7 +171,8 @@ def read_checked(path: str | Path, lab: str, title: str | None = None) -> dict[s
     return meta
 
 
-def load_checked(path: str | Path, lab: str, title: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def load_checked(path: str | Path, lab: str,
+                 title: str | None = None) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(tensors, metadata) of a checkpoint (or a run folder's best) that must belong to `lab` (`read_checked`)."""
     path = resolve(path)[0] if Path(path).is_dir() else Path(path)
     read_checked(path, lab, title)

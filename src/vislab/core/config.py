@@ -41,7 +41,8 @@ class TrainConfig(Strict):
     optimizer: Literal["adam", "adamw", "sgd"] | None = None
     """adam | adamw | sgd. null: from the recipe."""
     scheduler: Literal["constant", "onecycle", "cosine", "exponential", "step"] | None = None
-    """constant | onecycle (per step, 25% warm-up) | cosine (per step) | exponential (x gamma per epoch) | step (x gamma every step_size epochs). null: from the recipe."""
+    """constant | onecycle (per step, 25% warm-up) | cosine (per step) | exponential (x gamma per epoch) | step (x
+    gamma every step_size epochs). null: from the recipe."""
     weight_decay: float | None = None
     """null: from the recipe (baseline 0, tuned 1e-4)."""
     backbone_lr_mult: float | None = None
@@ -69,7 +70,8 @@ class TrainConfig(Strict):
     label_smoothing: float | None = None
     """Cross-entropy label smoothing, all tasks. null: from the recipe."""
     tta: bool | None = None
-    """Test-time augmentation in the final evaluation: average the logits of the image and its mirror. null: from the recipe (fast: true)."""
+    """Test-time augmentation in the final evaluation: average the logits of the image and its mirror. null: from the
+    recipe (fast: true)."""
     task_weights: dict[str, float] = Field(default_factory=dict)
     """Loss weight per task (default 1.0)."""
     augment: bool = True
@@ -87,7 +89,8 @@ class TrainConfig(Strict):
     precision: str = "32-true"
     """e.g. 32-true, bf16-mixed, 16-mixed (GPU)."""
     channels_last: bool = True
-    """NHWC memory format for 4-D image inputs: faster convolutions on CPU and on GPU tensor cores (docs: benchmarks)."""
+    """NHWC memory format for 4-D image inputs: faster convolutions on CPU and on GPU tensor cores (docs:
+    benchmarks)."""
     num_workers: int = 0
     """DataLoader workers; batches are slices of an in-memory uint8 tensor, so 0 is usually fastest."""
     monitor: str = "val_loss"
@@ -111,7 +114,7 @@ class TrainConfig(Strict):
                 out[k] = v
         return out
 
-    def filled(self) -> "TrainConfig":
+    def filled(self) -> TrainConfig:
         """A copy with every null field taken from the recipe (what the engine runs with)."""
         return self.model_copy(update=self.resolved())
 

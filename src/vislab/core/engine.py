@@ -17,9 +17,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -76,7 +77,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 
 
 def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: int, steps_per_epoch: int = 1):
-    """Stepped once per optimizer step; the per-epoch schedules (exponential, step) count epochs as steps // steps_per_epoch."""
+    """Stepped once per optimizer step; the per-epoch schedules (exponential, step) count epochs as steps //
+    steps_per_epoch."""
     r = cfg.resolved()
     kind, spe = r["scheduler"], max(steps_per_epoch, 1)
     if kind == "onecycle":
@@ -236,7 +238,8 @@ class Trainer:
         steps_per_epoch = len(train_loader)
         if steps_per_epoch == 0:
             raise ValueError("the training set is empty (or smaller than one batch with drop_last)")
-        total_steps = cfg.epochs * steps_per_epoch if cfg.max_steps is None else min(cfg.max_steps, cfg.epochs * steps_per_epoch)
+        total_steps = (cfg.epochs * steps_per_epoch if cfg.max_steps is None
+                       else min(cfg.max_steps, cfg.epochs * steps_per_epoch))
         epochs = math.ceil(total_steps / steps_per_epoch)
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg, total_steps, steps_per_epoch)
@@ -248,8 +251,9 @@ class Trainer:
             weights, meta = ckpt.load_weights(last_w)
             state = ckpt.load_state(last_s)
             if state["epoch"] != meta.get("epoch"):
-                raise ckpt.CheckpointError(f"{last_w} (epoch {meta.get('epoch')}) and {last_s} (epoch {state['epoch']}) "
-                                           "disagree; the run was killed while saving. Resume from best or start again.")
+                raise ckpt.CheckpointError(f"{last_w} (epoch {meta.get('epoch')}) and {last_s} "
+                                           f"(epoch {state['epoch']}) disagree; the run was killed while saving. "
+                                           "Resume from best or start again.")
             ckpt.load_into(export, weights, last_w)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
@@ -294,8 +298,8 @@ class Trainer:
                     self._close_bar(bar)
                     raise NonFiniteLoss(f"loss is {loss.detach().item()} at epoch {epoch}, step {step + 1} "
                                         f"(parts: { {k: round(float(v.detach()), 4) for k, v in parts.items()} }); "
-                                        f"stopped. Checkpoints in {self.ckpt_dir} are those of the last finished epoch. "
-                                        f"Try a lower train.lr or train.precision=32-true.")
+                                        f"stopped. Checkpoints in {self.ckpt_dir} are those of the last finished "
+                                        f"epoch. Try a lower train.lr or train.precision=32-true.")
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
                 if grad_clip:
@@ -325,8 +329,9 @@ class Trainer:
             if is_best:
                 best_val, best_epoch = score, epoch
                 self._save("best", export, {**meta, "kind": "best"})
-            state = {"epoch": epoch, "step": step, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                     "best_val": best_val, "best_epoch": best_epoch, "history": history, "rng": ckpt.rng_state()}
+            state = {"epoch": epoch, "step": step, "optimizer": optimizer.state_dict(),
+                     "scheduler": scheduler.state_dict(), "best_val": best_val, "best_epoch": best_epoch,
+                     "history": history, "rng": ckpt.rng_state()}
             if fabric.is_global_zero:
                 ckpt.save_state(last_s, state)
             self._save("last", export, {**meta, "kind": "last"})
@@ -335,7 +340,8 @@ class Trainer:
             shown = [(k, row[k]) for k in ("val_accuracy", "val_f1", "val_auc", "val_eer", cfg.monitor)
                      if k in row and k != "val_loss"]
             self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} val loss {val_loss:.4f} "
-                        + " ".join(f"{k.removeprefix('val_').replace('accuracy', 'acc')} {v:.4f}" for k, v in dict(shown).items())
+                        + " ".join(f"{k.removeprefix('val_').replace('accuracy', 'acc')} {v:.4f}"
+                                   for k, v in dict(shown).items())
                         + f" ({row['train_images_per_s']:.0f} img/s)" + ("  [best]" if is_best else ""))
             fabric.barrier()
         if writer is not None:

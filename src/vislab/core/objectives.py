@@ -44,7 +44,7 @@ class ClassificationObjective:
 class _SingleOrMulti(nn.Module):
     """MultiTaskMetrics that also accepts a single-task model's plain logits and (N,) targets."""
 
-    def __init__(self, objective: "ClassificationObjective", metrics: MultiTaskMetrics):
+    def __init__(self, objective: ClassificationObjective, metrics: MultiTaskMetrics):
         super().__init__()
         self.objective, self.metrics = objective, metrics
 

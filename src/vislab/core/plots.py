@@ -464,8 +464,8 @@ def tsne_scatter(features, labels, class_names: Sequence[str], path, title: str 
     for k in np.unique(y):
         m = y == k
         name = names[k] if k < len(names) else str(k)
-        ax.scatter(emb[m, 0], emb[m, 1], s=7 if len(idx) > 500 else 30, alpha=0.75, color=cmap(int(k) % cmap.N), label=short(name, 20),
-                   linewidths=0)
+        ax.scatter(emb[m, 0], emb[m, 1], s=7 if len(idx) > 500 else 30, alpha=0.75, color=cmap(int(k) % cmap.N),
+                   label=short(name, 20), linewidths=0)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.legend(fontsize=8, markerscale=2.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)

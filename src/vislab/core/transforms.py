@@ -2,7 +2,7 @@
 per-sample augmentation (flip, scale, shift, brightness/contrast) in training mode."""
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -21,7 +21,8 @@ class BatchTransform(torch.nn.Module):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
-        self.augment, self.flip, self.max_shift, self.max_scale, self.jitter = augment, flip, max_shift, max_scale, jitter
+        self.augment, self.flip = augment, flip
+        self.max_shift, self.max_scale, self.jitter = max_shift, max_scale, jitter
         self.channels_last = channels_last
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

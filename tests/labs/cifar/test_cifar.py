@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vislab.core.config import load_config
 from vislab.labs.cifar import lab as cifar
 from vislab.labs.cifar.config import CifarRunConfig
-from vislab.core.config import load_config
 
 CLI = [sys.executable, "-m", "vislab"]
 

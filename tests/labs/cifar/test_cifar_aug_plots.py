@@ -1,6 +1,5 @@
 """CIFAR lab helpers: batched augmentation (vislab.core.augment), per-class metrics, and the new plots."""
 from __future__ import annotations
-from vislab.labs.cifar.plots import accuracy_vs_time, augmentation_preview, curves_by_model, feature_maps
 
 import numpy as np
 import pytest
@@ -10,8 +9,22 @@ from PIL import Image
 from torchvision.transforms import InterpolationMode
 
 from vislab.core import plots
-from vislab.core.augment import AUGMENTATIONS, CIFAR_MEAN, CIFAR_STD, BatchAugment, adjust_brightness, adjust_contrast, adjust_saturation, affine_flip, channel_stats, crop_flip, denormalize, kinds
+from vislab.core.augment import (
+    AUGMENTATIONS,
+    CIFAR_MEAN,
+    CIFAR_STD,
+    BatchAugment,
+    adjust_brightness,
+    adjust_contrast,
+    adjust_saturation,
+    affine_flip,
+    channel_stats,
+    crop_flip,
+    denormalize,
+    kinds,
+)
 from vislab.core.metrics import confused_pairs, confusion_counts, per_class_report
+from vislab.labs.cifar.plots import accuracy_vs_time, augmentation_preview, curves_by_model, feature_maps
 
 
 def _u8(n=6, h=32, w=32, seed=0):
@@ -146,7 +159,8 @@ def test_parameter_ranges_and_flip_fraction():
 
 def test_colour_jitter_semantics():
     const = torch.full((2, 3, 8, 8), 0.4)
-    assert adjust_brightness(const, torch.tensor([1.2, 0.75])).mean(dim=(1, 2, 3)).tolist() == pytest.approx([0.48, 0.3])
+    assert (adjust_brightness(const, torch.tensor([1.2, 0.75])).mean(dim=(1, 2, 3)).tolist()
+            == pytest.approx([0.48, 0.3]))
     gray = torch.rand(3, 1, 8, 8, generator=_gen()).expand(3, 3, 8, 8)
     # no colour to remove (up to torchvision's luma weights summing to 0.9999)
     torch.testing.assert_close(adjust_saturation(gray, torch.zeros(3)), gray, atol=2e-4, rtol=0)
@@ -165,8 +179,8 @@ def test_colour_jitter_semantics():
 
 def test_affine_matches_torchvision_and_folds_the_flip():
     x = torch.rand(3, 3, 32, 32, generator=_gen(2))
-    angle, tx, ty, sc = torch.tensor([10.0, -7.0, 0.0]), torch.tensor([3.0, 0.0, -2.0]), torch.tensor([-2.0, 1.0, 0.0]), \
-        torch.tensor([1.1, 0.9, 1.0])
+    angle, tx, ty, sc = torch.tensor([10.0, -7.0, 0.0]), torch.tensor([3.0, 0.0, -2.0]), \
+        torch.tensor([-2.0, 1.0, 0.0]), torch.tensor([1.1, 0.9, 1.0])
     no, yes = torch.zeros(3, dtype=torch.bool), torch.ones(3, dtype=torch.bool)
     out, out_f = affine_flip(x, angle, tx, ty, sc, no), affine_flip(x, angle, tx, ty, sc, yes)
     for k in range(3):
@@ -278,7 +292,8 @@ def test_tsne_embed_and_scatter(tmp_path):
     assert e1.shape == (len(x), 2) and np.isfinite(e1).all()
     np.testing.assert_array_equal(e1, e2)
     idx = plots._balanced_subsample(np.array([0] * 50 + [1] * 5 + [2] * 45), 30, seed=1)
-    assert len(idx) == 30 and np.array_equal(idx, plots._balanced_subsample(np.array([0] * 50 + [1] * 5 + [2] * 45), 30, 1))
+    assert len(idx) == 30 and np.array_equal(
+        idx, plots._balanced_subsample(np.array([0] * 50 + [1] * 5 + [2] * 45), 30, 1))
     assert set(np.array([0] * 50 + [1] * 5 + [2] * 45)[idx]) == {0, 1, 2}
     p = plots.tsne_scatter(torch.from_numpy(x), y, ["one", "two", "three"], tmp_path / "tsne.png", "t-SNE test",
                            max_points=90)

@@ -10,7 +10,6 @@ from vislab.core.data.images import DataError
 from vislab.labs.cifar.data import CIFAR10_CLASSES, load_cifar_pickles, load_torchvision_cifar
 
 
-
 def _batch(path, n, seed):
     rng = np.random.default_rng(seed)
     d = {b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), b"labels": list(rng.integers(0, 10, n)),

@@ -7,8 +7,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vislab.labs.cifar.models import BLOCKS, CIFAR_MODELS, BlockNet, FastNet, cifar_model_table, create_cifar_model, trainable_params
 from vislab.core.models import PretrainedUnavailable
+from vislab.labs.cifar.models import (
+    BLOCKS,
+    CIFAR_MODELS,
+    BlockNet,
+    FastNet,
+    cifar_model_table,
+    create_cifar_model,
+    trainable_params,
+)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -84,7 +92,8 @@ def test_single_block_counts():
     assert block_params("C", 128, 256) == a + linear(256, 16) + linear(16, 256)
     assert block_params("D", 128, 256) == a + proj
     assert block_params("D", 256, 256) == conv(256, 256) + bn(256)  # identity shortcut
-    assert block_params("D", 128, 256, separable=True) == conv(128, 128, groups=128) + conv(128, 256, k=1) + bn(256) + proj
+    assert (block_params("D", 128, 256, separable=True)
+            == conv(128, 128, groups=128) + conv(128, 256, k=1) + bn(256) + proj)
     mid, groups = 256 // 4, 128 // 8
     e = conv(128, mid, k=1) + bn(mid) + conv(mid, mid, groups=groups) + bn(mid) + conv(mid, 256, k=1) + bn(256)
     assert block_params("E", 128, 256) == e + proj

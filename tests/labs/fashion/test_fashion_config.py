@@ -1,17 +1,15 @@
 """Fashion config, recipes, packaged configs and the multi-task model."""
 from __future__ import annotations
-from vislab.labs.cifar.config import CifarRunConfig
-from vislab.labs.siamese.config import SiameseRunConfig
-from vislab.labs.vae.config import ClassifierRunConfig, VaeRunConfig
-from vislab.labs.fashion.config import FashionRunConfig
 
 import pytest
 import torch
 
 from vislab.core import config as C
-from vislab.labs.fashion.config import load_config
+from vislab.labs.cifar.config import CifarRunConfig
+from vislab.labs.fashion.config import FashionRunConfig, load_config
 from vislab.labs.fashion.model import MultiTaskNet
-
+from vislab.labs.siamese.config import SiameseRunConfig
+from vislab.labs.vae.config import ClassifierRunConfig, VaeRunConfig
 
 
 def test_multitask_net_shapes_and_backbone_config():
@@ -67,7 +65,7 @@ def test_docs_document_every_config_field_and_colour():
             assert f"`{field}`" in reference, f"docs/reference/config.md does not document {field}"
     fashion = (root / "docs" / "labs" / "fashion.md").read_text()
     for raw, std in COLOUR_MAP.items():
-        row = next(l for l in fashion.splitlines() if l.startswith(f"| {std} |"))
+        row = next(line for line in fashion.splitlines() if line.startswith(f"| {std} |"))
         assert raw in row, f"docs/labs/fashion.md colour table lacks {raw} -> {std}"
     readme = (root / "README.md").read_text()
     assert "make test" in readme and "make demo" in readme

@@ -1,16 +1,22 @@
 """Fashion data: cleaning steps, colour merging, label encoders, the whole prepare()."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from vislab.core.data.images import DataError, load_image
 from vislab.labs.fashion import synthetic
 from vislab.labs.fashion.config import FashionDataConfig
-from vislab.labs.fashion.data import COLOUR_MAP, STANDARD_COLOURS, drop_rare_classes, encode, fit_encoders, merge_colours, prepare
-from vislab.core.data.images import DataError, load_image
-
+from vislab.labs.fashion.data import (
+    COLOUR_MAP,
+    STANDARD_COLOURS,
+    drop_rare_classes,
+    encode,
+    fit_encoders,
+    merge_colours,
+    prepare,
+)
 
 
 def test_drop_rare_classes_repeats_until_stable():
@@ -71,7 +77,8 @@ def test_prepare_end_to_end(tmp_path):
     b = jp.read_bytes()
     jp.write_bytes(b[: len(b) // 2])
     (root / "images" / f"{bad_missing}.jpg").unlink()
-    cfg = FashionDataConfig(root=str(root), image_size=(32, 24), min_samples=5, cache_dir=str(tmp_path / "cache"), workers=1)
+    cfg = FashionDataConfig(root=str(root), image_size=(32, 24), min_samples=5, cache_dir=str(tmp_path / "cache"),
+                            workers=1)
     p = prepare(cfg, progress=False)
 
     steps = {s.step: s for s in p.steps}

@@ -3,16 +3,16 @@
 A few hundred optimizer steps of the real pipeline (cleaning, decode cache, pretrained
 EfficientNet-Lite0, tuned recipe) must beat the majority-class baseline on every task."""
 from __future__ import annotations
-from vislab.core.data.csv import read_csv
-from vislab.labs.fashion.data import image_paths, load_table
 
 import json
 
 import numpy as np
 import pytest
 
+from vislab.core.data.csv import read_csv
 from vislab.labs.fashion import lab as fashion
 from vislab.labs.fashion.config import load_config
+from vislab.labs.fashion.data import image_paths, load_table
 
 pytestmark = pytest.mark.realdata
 TASKS = ["gender", "masterCategory", "subCategory", "baseColour", "season", "articleType"]

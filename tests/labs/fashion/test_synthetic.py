@@ -112,7 +112,8 @@ def small_pixels(demo):
     """First 2000 demo images downsampled to 20x15, standardised on the 1500 training rows."""
     root, df = demo
     df = df.iloc[:2000]
-    x = np.stack([np.asarray(Image.open(root / "images" / f"{i}.jpg").resize((15, 20), Image.BILINEAR), np.float32).ravel()
+    x = np.stack([np.asarray(Image.open(root / "images" / f"{i}.jpg").resize((15, 20), Image.BILINEAR),
+                             np.float32).ravel()
                   for i in df["id"]]) / 255.0
     return (x - x[:1500].mean(0)) / (x[:1500].std(0) + 1e-3), df
 

@@ -28,7 +28,8 @@ def test_contrastive_hadsell_form_by_hand():
 def test_contrastive_forms_agree_on_positives_and_differ_on_negatives():
     d = torch.tensor([0.3, 1.7])
     pos, neg = torch.ones(2), torch.zeros(2)
-    assert contrastive_loss(d, pos, 1.5, "original").item() == pytest.approx(contrastive_loss(d, pos, 1.5, "hadsell").item())
+    assert (contrastive_loss(d, pos, 1.5, "original").item()
+            == pytest.approx(contrastive_loss(d, pos, 1.5, "hadsell").item()))
     assert contrastive_loss(d, neg, 1.5, "original").item() == pytest.approx((2.25 - 0.09) / 2)
     assert contrastive_loss(d, neg, 1.5, "hadsell").item() == pytest.approx(1.2 ** 2 / 2)
 

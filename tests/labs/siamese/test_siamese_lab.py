@@ -2,9 +2,6 @@
 values, the objective on pair/triplet/labelled batches, loaders, bad input, the search (with resume)
 and short real-data runs from the Python API and the CLI."""
 from __future__ import annotations
-from vislab.labs.siamese.metrics import accuracy_at, choose_threshold, nearest, pair_distances, retrieval_metrics, verification_metrics
-from vislab.labs.siamese.objective import SiameseObjective, train_loader
-from vislab.labs.siamese.studies import _trial_order, compare_margins, repeat_splits, search, with_params
 
 import json
 
@@ -14,11 +11,21 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
-from vislab.labs.siamese import lab as S
-from vislab.labs.siamese.config import SiameseRunConfig
 from vislab.core.config import load_config
 from vislab.core.data.images import DataError
+from vislab.labs.siamese import lab as S
+from vislab.labs.siamese.config import SiameseRunConfig
 from vislab.labs.siamese.losses import contrastive_loss, triplet_loss
+from vislab.labs.siamese.metrics import (
+    accuracy_at,
+    choose_threshold,
+    nearest,
+    pair_distances,
+    retrieval_metrics,
+    verification_metrics,
+)
+from vislab.labs.siamese.objective import SiameseObjective, train_loader
+from vislab.labs.siamese.studies import _trial_order, compare_margins, repeat_splits, search, with_params
 
 # --------------------------------------------------------------------------- math
 
@@ -207,7 +214,8 @@ def test_short_real_run_verifies_unseen_people(faces_run):
     meta = json.loads((faces_run / "verification.json").read_text())
     assert meta["threshold"] == pytest.approx(m["threshold"])
     people = {k: set(v) for k, v in
-              __import__("vislab.core.checkpoint", fromlist=["x"]).read_meta(faces_run / "checkpoints" / "best.safetensors")["split_people"].items()}
+              __import__("vislab.core.checkpoint", fromlist=["x"]).read_meta(
+                  faces_run / "checkpoints" / "best.safetensors")["split_people"].items()}
     assert not (people["train"] & people["test"]) and not (people["val"] & people["test"])
 
 
@@ -334,8 +342,8 @@ def test_pretrained_baseline_and_repeated_splits(faces, tmp_path):
 @pytest.mark.realdata
 def test_search_objective_averages_person_splits(faces, tmp_path):
     import optuna
-    cfg = _faces_cfg(faces, tmp_path, "data.image_size=[56,46]", "search.epochs=[1]", "search.loss=[contrastive:hadsell]",
-                     "search.embedding_dim=[32]", "search.splits=[42,7]")
+    cfg = _faces_cfg(faces, tmp_path, "data.image_size=[56,46]", "search.epochs=[1]",
+                     "search.loss=[contrastive:hadsell]", "search.embedding_dim=[32]", "search.splits=[42,7]")
     out = search(cfg, trials=1)
     t = optuna.load_study(study_name=cfg.name, storage=f"sqlite:///{out / 'optuna.db'}").trials[0]
     per = t.user_attrs["per_split"]

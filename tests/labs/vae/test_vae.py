@@ -196,8 +196,8 @@ def test_fitted_prior_mixture_finds_the_modes_of_a_class():
 
 
 def test_generate_from_a_fitted_prior_decodes_its_codes():
-    from vislab.labs.vae.prior import FittedPrior, prior_path
     from vislab.labs.vae.metrics import generate
+    from vislab.labs.vae.prior import FittedPrior, prior_path
     torch.manual_seed(0)
     m = create_vae_model("cvae").eval()
     p = FittedPrior.fit(np.random.default_rng(0).normal(size=(40, 64)), np.zeros((40, 64)), np.arange(40) % 10, 10)

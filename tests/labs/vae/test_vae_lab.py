@@ -2,8 +2,6 @@
 shipped classifier is >= 92% accurate, FID (a) tells samples from test images, the cVAE is controllable
 beyond chance, and every `vislab vae` command works (including its bad-input errors)."""
 from __future__ import annotations
-from vislab.labs.vae.data import load_data
-from vislab.labs.vae.metrics import class_id, generate, iwae_bound, traversal, traversal_dims
 
 import json
 import os
@@ -13,11 +11,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from vislab.labs.vae import lab as vae
 from vislab.cli import app
-from vislab.labs.vae.config import VaeRunConfig
 from vislab.core.config import load_config
-from vislab.labs.vae.data import FASHION_MNIST_CLASSES
+from vislab.labs.vae import lab as vae
+from vislab.labs.vae.config import VaeRunConfig
+from vislab.labs.vae.data import FASHION_MNIST_CLASSES, load_data
+from vislab.labs.vae.metrics import class_id, generate, iwae_bound, traversal, traversal_dims
 from vislab.labs.vae.models import create_vae_model
 
 FAST_EVAL = ["eval.fid_n=1000", "eval.controllability_n=100", "eval.tsne=false"]
@@ -89,7 +88,8 @@ def test_cvae_controllability_beats_chance_and_unconditional_grid_is_by_predicte
     assert len(m["detail_classes"]) == 3 and (runs["cvae"] / "plots" / "detail_classes.png").is_file()
     assert "controllability" not in json.loads((runs["conv"] / "metrics.json").read_text())
     r = m["reconstruction_accuracy"]  # the classifier on reconstructions of the 10,000 test images
-    assert set(r["per_class"]) == set(FASHION_MNIST_CLASSES) and r["mean"] == pytest.approx(np.mean(list(r["per_class"].values())))
+    assert (set(r["per_class"]) == set(FASHION_MNIST_CLASSES)
+            and r["mean"] == pytest.approx(np.mean(list(r["per_class"].values()))))
     assert r["mean"] > 0.5 and r["per_class"]["Trouser"] > 0.8
     f = m["fitted_prior"]  # samples from Gaussians fitted per class to the training codes
     assert f["controllability"]["mean"] > c["mean"]  # the decoder draws its own classes better than N(0, I)'s holes
@@ -99,7 +99,8 @@ def test_cvae_controllability_beats_chance_and_unconditional_grid_is_by_predicte
     sweep = f["temperature_sweep"]  # the default temperatures beside 1, falling
     assert [r["temperature"] for r in sweep] == [1.0, 0.8, 0.6, 0.4]
     assert sweep[0]["fid_classifier"] == f["fid"]["classifier"] and sweep[0]["controllability"] == f["controllability"]
-    assert len({r["fid_classifier"] for r in sweep}) == 4 and all(r["controllability"]["n_per_class"] == 100 for r in sweep)
+    assert (len({r["fid_classifier"] for r in sweep}) == 4
+            and all(r["controllability"]["n_per_class"] == 100 for r in sweep))
     assert (runs["cvae"] / "plots" / "temperature_sweep.png").is_file() and "T 0.4: FID (a)" in vae._summary_text(m)
 
 

@@ -3,9 +3,9 @@
 corrupt, empty and non-image files are skipped and counted)."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -41,7 +41,8 @@ class ImageSet:
 # --------------------------------------------------------------------------- class folders
 
 
-def scan_folder(root: str | Path, classes: Sequence[str] | None = None) -> tuple[list[Path], np.ndarray, list[str], list[Path]]:
+def scan_folder(root: str | Path,
+                classes: Sequence[str] | None = None) -> tuple[list[Path], np.ndarray, list[str], list[Path]]:
     """(image paths, labels, classes, other files) of root/<class>/<file>.
 
     With `classes` (e.g. the training classes when reading a test folder) a folder of an unknown

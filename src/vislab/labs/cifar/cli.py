@@ -45,8 +45,10 @@ def build_cifar_config(config, overrides: list[str] | None, base: dict | None = 
 
 
 CifarData = Annotated[Optional[str], typer.Option("--data", help="Dataset folder (default ../shared/data/cifar10).")]
-CifarModel = Annotated[Optional[str], typer.Option("--model", "-m", help="mlp, cnn, cnn-bn, blocks:ABCDEABC, transfer:vgg16, transfer:efficientnet_lite0, fastnet.")]
-CifarRecipe = Annotated[Optional[str], typer.Option(help="mlp-sgd, cnn-adam, blocks-exp, transfer-sgd, fast (default: the model's own).")]
+CifarModel = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="mlp, cnn, cnn-bn, blocks:ABCDEABC, transfer:vgg16, transfer:efficientnet_lite0, fastnet.")]
+CifarRecipe = Annotated[Optional[str], typer.Option(
+    help="mlp-sgd, cnn-adam, blocks-exp, transfer-sgd, fast (default: the model's own).")]
 CifarAugment = Annotated[Optional[str], typer.Option(help="none, a (jitter+affine+flip) or b (crop+flip).")]
 CifarLimit = Annotated[Optional[int], typer.Option("--limit", help="At most N training images per class (quick runs).")]
 
@@ -85,9 +87,12 @@ def cifar_preview_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
 @friendly
 def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
                     source: Annotated[Optional[str], typer.Option(help="folder, pickles or torchvision.")] = None,
-                    model: CifarModel = None, recipe: CifarRecipe = None, augment: CifarAugment = None, limit: CifarLimit = None,
-                    pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="transfer:* ImageNet weights.")] = None,
-                    separable: Annotated[Optional[bool], typer.Option("--separable/--no-separable", help="D blocks depthwise-separable.")] = None,
+                    model: CifarModel = None, recipe: CifarRecipe = None, augment: CifarAugment = None,
+                    limit: CifarLimit = None,
+                    pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained",
+                                                                       help="transfer:* ImageNet weights.")] = None,
+                    separable: Annotated[Optional[bool], typer.Option("--separable/--no-separable",
+                                                                      help="D blocks depthwise-separable.")] = None,
                     freeze: Annotated[Optional[int], typer.Option(help="transfer:* leading layers frozen.")] = None,
                     epochs: EpochsOpt = None,
                     max_steps: MaxStepsOpt = None,
@@ -107,8 +112,9 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
     from vislab.labs.cifar import lab as cifar
     cfg = build_cifar_config(config, overrides, data=data, source=source, model=model, recipe=recipe, augment=augment,
                              limit=limit, pretrained=pretrained, separable=separable, freeze=freeze, epochs=epochs,
-                             max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator, devices=devices,
-                             strategy=strategy, precision=precision, seed=seed, deterministic=deterministic, out=out, name=name)
+                             max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
+                             devices=devices, strategy=strategy, precision=precision, seed=seed,
+                             deterministic=deterministic, out=out, name=name)
     run_dir = cifar.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
         console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
@@ -118,9 +124,11 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
 @friendly
 def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors checkpoint.")],
                        overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
-                       model: Annotated[Optional[str], typer.Option("--model", "-m", help="Check the checkpoint holds this model.")] = None,
+                       model: Annotated[Optional[str], typer.Option(
+                           "--model", "-m", help="Check the checkpoint holds this model.")] = None,
                        image_index: Annotated[int, typer.Option(help="Test image whose feature maps are drawn.")] = 0,
-                       out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None, progress: ProgressOpt = True):
+                       out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                       progress: ProgressOpt = True):
     """Evaluate a checkpoint: accuracy, per-class table, confusion, t-SNE, feature maps, report."""
     from vislab.core.checkpoint import read_checked
     from vislab.labs.cifar import lab as cifar
@@ -134,9 +142,11 @@ def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safet
 @friendly
 def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
                       models: Annotated[str, typer.Option(help="Comma-separated model specs.")] = "mlp,cnn,cnn-bn",
-                      recipe: Annotated[Optional[str], typer.Option(help="One recipe for all (default: each model's own).")] = None,
+                      recipe: Annotated[Optional[str], typer.Option(
+                          help="One recipe for all (default: each model's own).")] = None,
                       epochs: EpochsOpt = None,
-                      max_steps: Annotated[Optional[int], typer.Option(help="Same step budget for every model.")] = None,
+                      max_steps: Annotated[Optional[int], typer.Option(
+                          help="Same step budget for every model.")] = None,
                       limit: CifarLimit = None, augment: CifarAugment = None,
                       out: Annotated[Optional[str], typer.Option()] = None, progress: ProgressOpt = True):
     """Train several models and write one report: params, time, accuracy, macro-F1, plots side by side."""

@@ -12,13 +12,15 @@ from vislab.core.recipes import register_recipe
 
 LAB = "cifar"
 register_config_dir(LAB, Path(__file__).parent / "configs")
-register_recipe("mlp-sgd", LAB, "plain SGD (wd 5e-4) at lr 1e-1, 1e-2, 1e-3, 1e-4 for 10 epochs each, one after the other",
+register_recipe("mlp-sgd", LAB, "plain SGD (wd 5e-4) at lr 1e-1, 1e-2, 1e-3, 1e-4 for 10 epochs each, "
+                "one after the other",
                 optimizer="sgd", momentum=0.0, nesterov=False, scheduler="step", step_size=10, gamma=0.1, lr=0.1,
                 epochs=40, weight_decay=5e-4, batch_size=128)
 register_recipe("cnn-adam", LAB, "plain CNNs: Adam 1e-3, constant, 10 epochs", epochs=10, batch_size=128)
 register_recipe("blocks-exp", LAB, "block CNNs: Adam 1e-3 with ExponentialLR (x0.9 per epoch)",
                 scheduler="exponential", gamma=0.9, epochs=10, batch_size=128)
-register_recipe("transfer-sgd", LAB, "transfer learning: SGD momentum 0.9, wd 1e-3, unfrozen backbone layers at lr x0.1",
+register_recipe("transfer-sgd", LAB, "transfer learning: SGD momentum 0.9, wd 1e-3, "
+                "unfrozen backbone layers at lr x0.1",
                 optimizer="sgd", momentum=0.9, nesterov=False, lr=1e-2, epochs=10, weight_decay=1e-3,
                 backbone_lr_mult=0.1, batch_size=128)
 register_recipe("fast", LAB, "least time to the best accuracy: one-cycle SGD-Nesterov, label smoothing 0.2, batch 256, "
@@ -37,7 +39,8 @@ def default_cifar_recipe(model: str) -> str:
 
 class CifarDataConfig(Strict):
     source: Literal["folder", "pickles", "torchvision"] = "folder"
-    """folder: root/train_dir/<class>/*.jpg and root/test_dir/... (ImageFolder layout); pickles: the original cifar-10-batches-py; torchvision: CIFAR10(root, download=...)."""
+    """folder: root/train_dir/<class>/*.jpg and root/test_dir/... (ImageFolder layout); pickles: the original
+    cifar-10-batches-py; torchvision: CIFAR10(root, download=...)."""
     root: str = "../shared/data/cifar10"
     """Dataset folder."""
     train_dir: str = "train"
@@ -55,7 +58,8 @@ class CifarDataConfig(Strict):
     val_fraction: float = 0.1
     """Fraction of train used for validation (val_mode=fraction)."""
     augment: Literal["none", "a", "b"] = "b"
-    """none | a: ColorJitter 0.25/0.25/0.25 + RandomAffine(10 deg, translate 0.1, scale 0.9-1.1) + flip | b: RandomCrop(32, pad 4) + flip."""
+    """none | a: ColorJitter 0.25/0.25/0.25 + RandomAffine(10 deg, translate 0.1, scale 0.9-1.1) + flip | b:
+    RandomCrop(32, pad 4) + flip."""
     limit_per_class: int | None = None
     """Use at most N training images per class (quick runs); test stays whole."""
     seed: int = 42
@@ -68,7 +72,8 @@ class CifarDataConfig(Strict):
 
 class CifarModelConfig(Strict):
     name: str = "cnn"
-    """mlp | cnn | cnn-bn | blocks:<8 letters A-E> | transfer:vgg16 | transfer:efficientnet_lite0 | fastnet (`vislab cifar models`)."""
+    """mlp | cnn | cnn-bn | blocks:<8 letters A-E> | transfer:vgg16 | transfer:efficientnet_lite0 | fastnet (`vislab
+    cifar models`)."""
     pretrained: bool = True
     """transfer:* models: ImageNet weights (vgg16 from torchvision's hub when online; lite0 offline)."""
     separable: bool = False
@@ -76,7 +81,8 @@ class CifarModelConfig(Strict):
     freeze: int | None = None
     """transfer:* models: leading layers/stages kept frozen (null: the model's default, vgg16 19 feature layers)."""
     input_size: int | None = None
-    """transfer:efficientnet_lite0: side the 32x32 images are upsampled to inside the model (null: 64; larger is more accurate and slower)."""
+    """transfer:efficientnet_lite0: side the 32x32 images are upsampled to inside the model (null: 64; larger is more
+    accurate and slower)."""
 
 
 class CifarRunConfig(Strict):

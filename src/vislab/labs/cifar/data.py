@@ -63,7 +63,8 @@ def load_torchvision_cifar(root: str | Path, download: bool = True) -> tuple[Ima
         except Exception as e:  # URLError, RuntimeError("Dataset not found or corrupted")
             raise DataError(f"torchvision CIFAR-10 could not be {'downloaded to' if download else 'found in'} {root} "
                             f"({type(e).__name__}: {str(e).splitlines()[0][:160]}). Offline? Put the python pickles in "
-                            f"{root}/cifar-10-batches-py (data.source=pickles) or use class folders (data.source=folder).") from None
+                            f"{root}/cifar-10-batches-py (data.source=pickles) or use class folders "
+                            "(data.source=folder).") from None
         out.append(ImageSet(np.ascontiguousarray(ds.data.transpose(0, 3, 1, 2)), np.asarray(ds.targets, dtype=np.int64),
                             list(ds.classes), f"torchvision CIFAR10 {root}"))
     return out[0], out[1]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -147,8 +148,9 @@ def train(cfg: CifarRunConfig, resume: str | Path | None = None, progress: bool 
     meta = {"lab": "cifar", "config": cfg.model_dump(mode="json"), "classes": data.classes, "model": cfg.model.name,
             "mean": mean, "std": std, "trainable_params": params, "image_size": list(cfg.data.image_size)}
     if fabric.is_global_zero:
-        console.print(f"{cfg.model.name}: {params:,} trainable parameters; recipe {tc.recipe} ({tc.optimizer}, lr {tc.lr}, "
-                      f"{tc.scheduler}, {tc.epochs} epochs, batch {tc.batch_size}); augmentation {transform.kind}; "
+        console.print(f"{cfg.model.name}: {params:,} trainable parameters; recipe {tc.recipe} "
+                      f"({tc.optimizer}, lr {tc.lr}, {tc.scheduler}, {tc.epochs} epochs, batch {tc.batch_size}); "
+                      f"augmentation {transform.kind}; "
                       f"train {len(data.train_rows)}, val {len(data.val_rows)}, test {len(data.test)}")
     x = _tensor(data.train.images, fabric.device)
     y = torch.from_numpy(data.train.labels)
@@ -253,7 +255,8 @@ def _summary_table(m: dict) -> Table:
     return Table(["model", "recipe", "epochs", "trainable params", "train s", "s to 85% val acc", "test accuracy",
                   "test accuracy (flip TTA)", "macro F1", "macro precision", "macro recall", "loss"],
                  [[m["model"], m["recipe"], m["epochs"], m["trainable_params"], m["train_seconds"], m["time_to_85"],
-                   m["accuracy"], m["accuracy_tta"], m["macro_f1"], m["macro_precision"], m["macro_recall"], m["loss"]]])
+                   m["accuracy"], m["accuracy_tta"], m["macro_f1"], m["macro_precision"], m["macro_recall"],
+                   m["loss"]]])
 
 
 def write_run_report(run_dir: Path, data: CifarData, cfg: CifarRunConfig, meta: dict, m: dict, history, cm,
@@ -266,7 +269,8 @@ def write_run_report(run_dir: Path, data: CifarData, cfg: CifarRunConfig, meta: 
                         tables=[_summary_table(m)])]
     pc = m["per_class"]
     sections.append(Section("Per class", tables=[Table(["class", "precision", "recall", "F1", "support"],
-                                                       [[c, v["precision"], v["recall"], v["f1"], v["support"]] for c, v in pc.items()])],
+                                                       [[c, v["precision"], v["recall"], v["f1"], v["support"]]
+                                                        for c, v in pc.items()])],
                             images=[plots.per_class_bars({c: v for c, v in pc.items() if c != "macro avg"},
                                                          fig / "per_class.png", "Per-class precision / recall / F1")]))
     sections.append(Section("Confusion", "Most confused pairs (both directions): " + "; ".join(
@@ -274,13 +278,16 @@ def write_run_report(run_dir: Path, data: CifarData, cfg: CifarRunConfig, meta: 
         images=[plots.confusion_matrix(cm, classes, fig / "confusion.png", "Confusion (row-normalised)")]))
     if history:
         sections.append(Section("Training curves", images=[plots.training_curves(history, fig / "curves.png")],
-                                tables=[Table(["epoch", "lr", "train loss", "val loss", "train accuracy", "val accuracy", "images/s"],
+                                tables=[Table(["epoch", "lr", "train loss", "val loss", "train accuracy",
+                                               "val accuracy", "images/s"],
                                               [[h["epoch"], h.get("lr"), h.get("train_loss"), h.get("val_loss"),
-                                                h.get("train_accuracy"), h.get("val_accuracy"), h.get("train_images_per_s")]
+                                                h.get("train_accuracy"), h.get("val_accuracy"),
+                                                h.get("train_images_per_s")]
                                                for h in history])]))
     images = [plots.tsne_scatter(feats, data.test.labels, classes, fig / "tsne.png",
                                  f"t-SNE of penultimate features ({cfg.model.name}, test set)")]
-    sections.append(Section("t-SNE", "Penultimate-layer features of the test images (up to 2,000, every class).", images=images))
+    sections.append(Section("t-SNE", "Penultimate-layer features of the test images (up to 2,000, every class).",
+                            images=images))
     i = int(np.clip(image_index, 0, len(data.test) - 1))
     xb = BatchAugment("none", meta["mean"], meta["std"]).eval()(torch.from_numpy(np.array(data.test.images[i:i + 1])))
     with torch.no_grad():
@@ -292,7 +299,8 @@ def write_run_report(run_dir: Path, data: CifarData, cfg: CifarRunConfig, meta: 
     sections.append(Section("Data", tables=[Table(["split", "images"], data_rows(data))],
                             images=[plots.class_distribution(data.train.counts(data.val_rows), fig / "val_classes.png",
                                                              "Validation set: images per class")]))
-    sections.append(Section("Configuration", tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))]))
+    sections.append(Section("Configuration",
+                            tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))]))
     html, _ = write_report(run_dir, f"vislab CIFAR-10 run: {run_dir.name}", sections,
                            {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware(),
                             "model": cfg.model.name, "recipe": m["recipe"]})
@@ -346,14 +354,18 @@ def write_comparison_report(out: Path, results: dict[str, dict]) -> Path:
              m["accuracy_tta"], m["macro_f1"]] for n, m in results.items()]
     imgs = [plots.summary_bars({n: {"accuracy": m["accuracy"], "f1": m["macro_f1"]} for n, m in results.items()},
                                fig / "summary.png", "Test accuracy and macro F1"),
-            accuracy_vs_time({n: (m["train_seconds"] or 0.0, m["accuracy"], m["trainable_params"]) for n, m in results.items()},
+            accuracy_vs_time({n: (m["train_seconds"] or 0.0, m["accuracy"], m["trainable_params"])
+                              for n, m in results.items()},
                                    fig / "accuracy_vs_time.png"),
             curves_by_model({n: m["history"] for n, m in results.items()}, fig / "val_accuracy.png")]
     side = [Path(m["dir"]) / "figures" / "confusion.png" for m in results.values()]
     sections = [Section("Models", tables=[Table(cols, rows)], images=imgs),
-                Section("Confusion matrices side by side", " | ".join(results), images=[p for p in side if p.is_file()]),
-                Section("Runs", tables=[Table(["model", "report"], [[n, str(Path(m["dir"]) / "report.html")] for n, m in results.items()])])]
-    (out / "comparison.json").write_text(json.dumps({n: {k: v for k, v in m.items() if k != "history"} for n, m in results.items()}, indent=2))
+                Section("Confusion matrices side by side", " | ".join(results),
+                        images=[p for p in side if p.is_file()]),
+                Section("Runs", tables=[Table(["model", "report"],
+                                              [[n, str(Path(m["dir"]) / "report.html")] for n, m in results.items()])])]
+    (out / "comparison.json").write_text(json.dumps({n: {k: v for k, v in m.items() if k != "history"}
+                                                     for n, m in results.items()}, indent=2))
     html, _ = write_report(out, "vislab CIFAR-10 comparison", sections,
                            {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware()})
     return html
@@ -377,11 +389,13 @@ def preview(cfg: CifarRunConfig, out: str | Path | None = None, progress: bool =
     p2 = plots.image_grid(denormalize(x, aug.mean, aug.std).numpy(), fig / "train_batch.png",
                           f"50 training images after preprocessing (augmentation {cfg.data.augment})", ncols=10,
                           labels=[data.classes[c] for c in data.train.labels[pick]])
-    p3 = plots.class_distribution(data.train.counts(data.val_rows), fig / "val_classes.png", "Validation set: images per class")
+    p3 = plots.class_distribution(data.train.counts(data.val_rows), fig / "val_classes.png",
+                                  "Validation set: images per class")
     write_report(out, "vislab CIFAR-10 data preview", [
         Section("Augmentations", "\n".join(f"{k}: {v}" for k, v in AUGMENTATIONS.items()), images=[p1]),
         Section("After preprocessing", images=[p2]),
-        Section("Validation split", f"val_mode={cfg.data.val_mode}", tables=[Table(["split", "images"], data_rows(data))], images=[p3])],
+        Section("Validation split", f"val_mode={cfg.data.val_mode}",
+                tables=[Table(["split", "images"], data_rows(data))], images=[p3])],
         {"data": f"{cfg.data.source} {cfg.data.root}"})
     return out
 

@@ -51,7 +51,7 @@ at lr), which the engine uses. Models only use out-of-place ops and accept chann
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -99,7 +99,8 @@ class SimpleCNN(nn.Module):
         super().__init__()
         stages, cin = [], 3
         for w1, w2 in widths:
-            layers = [nn.Conv2d(cin, w1, 3, padding=1), nn.ReLU(), nn.Conv2d(w1, w2, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+            layers = [nn.Conv2d(cin, w1, 3, padding=1), nn.ReLU(), nn.Conv2d(w1, w2, 3, padding=1), nn.ReLU(),
+                      nn.MaxPool2d(2)]
             if bn:
                 layers += [nn.BatchNorm2d(w2), nn.Dropout(drop)]
             stages.append(nn.Sequential(*layers))

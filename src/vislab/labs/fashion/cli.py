@@ -40,11 +40,14 @@ FLAGS = {"data": "data.root", "csv": "data.csv", "image_dir": "data.image_dir", 
          "backbone": "model.backbone", "pretrained": "model.pretrained", "freeze_backbone": "model.freeze_backbone",
          **ENGINE_FLAGS}
 
-DataOpt = Annotated[Optional[str], typer.Option("--data", help="Dataset folder (CSV + images). Default: synthetic demo data.")]
+DataOpt = Annotated[Optional[str], typer.Option(
+    "--data", help="Dataset folder (CSV + images). Default: synthetic demo data.")]
 CsvOpt = Annotated[Optional[str], typer.Option("--csv", help="CSV file, relative to --data or absolute.")]
-ImageDirOpt = Annotated[Optional[str], typer.Option("--image-dir", help="Image folder, relative to --data or absolute.")]
+ImageDirOpt = Annotated[Optional[str], typer.Option(
+    "--image-dir", help="Image folder, relative to --data or absolute.")]
 ImageColOpt = Annotated[Optional[str], typer.Option("--image-col", help="CSV column with the image file name or id.")]
-LabelColsOpt = Annotated[Optional[str], typer.Option("--label-cols", help="Comma-separated label columns, one head each.")]
+LabelColsOpt = Annotated[Optional[str], typer.Option(
+    "--label-cols", help="Comma-separated label columns, one head each.")]
 SizeOpt = Annotated[Optional[str], typer.Option("--image-size", help="HEIGHTxWIDTH, e.g. 128x96.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use only N rows of the CSV (quick runs).")]
 
@@ -83,8 +86,10 @@ def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataO
               image_dir: ImageDirOpt = None, image_col: ImageColOpt = None, label_cols: LabelColsOpt = None,
               image_size: SizeOpt = None, limit: LimitOpt = None,
               backbone: Annotated[Optional[str], typer.Option(help="timm model name.")] = None,
-              pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained", help="ImageNet weights.")] = None,
-              freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone/--finetune", help="Linear probe on cached features.")] = None,
+              pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained",
+                                                                 help="ImageNet weights.")] = None,
+              freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone/--finetune",
+                                                                      help="Linear probe on cached features.")] = None,
               recipe: Annotated[Optional[str], typer.Option(help="baseline or tuned.")] = None,
               epochs: EpochsOpt = None,
               max_steps: MaxStepsOpt = None,
@@ -103,10 +108,11 @@ def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataO
     """Train a multi-task model; writes checkpoints, logs, test metrics and report.html."""
     from vislab.labs.fashion import lab as fashion
     cfg = build_fashion_config(config, overrides, data=data, csv=csv, image_dir=image_dir, image_col=image_col,
-                       label_cols=label_cols, image_size=image_size, limit=limit, backbone=backbone, pretrained=pretrained,
-                       freeze_backbone=freeze_backbone, recipe=recipe, epochs=epochs, max_steps=max_steps,
-                       batch_size=batch_size, lr=lr, accelerator=accelerator, devices=devices, strategy=strategy,
-                       precision=precision, seed=seed, deterministic=deterministic, out=out, name=name)
+                               label_cols=label_cols, image_size=image_size, limit=limit, backbone=backbone,
+                               pretrained=pretrained, freeze_backbone=freeze_backbone, recipe=recipe, epochs=epochs,
+                               max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
+                               devices=devices, strategy=strategy, precision=precision, seed=seed,
+                               deterministic=deterministic, out=out, name=name)
     run_dir = fashion.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
         console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}\n"
@@ -119,7 +125,8 @@ def evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors
                  overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None, csv: CsvOpt = None,
                  image_dir: ImageDirOpt = None, image_col: ImageColOpt = None, limit: LimitOpt = None,
                  split: Annotated[str, typer.Option(help="test, val, train, or all (every row of --data).")] = "test",
-                 out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None, progress: ProgressOpt = True):
+                 out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                 progress: ProgressOpt = True):
     """Evaluate a checkpoint: per-task metrics, confusion matrices, ROC, errors, report."""
     from vislab.core.checkpoint import read_meta
     from vislab.labs.fashion import lab as fashion
@@ -198,6 +205,7 @@ def demo_cmd(out: Annotated[str, typer.Option(help="Folder for runs.")] = "runs"
     df = pd.read_csv(root / "styles.csv").head(3)
     for _, row in df.iterrows():
         p = pred.predict(root / "images" / f"{row['id']}.jpg")
-        console.rule(f"images/{row['id']}.jpg  (true: {row['gender']}, {row['baseColour']}, {row['articleType']}, {row['season']})")
+        console.rule(f"images/{row['id']}.jpg  (true: {row['gender']}, {row['baseColour']}, "
+                     f"{row['articleType']}, {row['season']})")
         console.print(str(p))
     console.print(f"\n[bold green]demo done.[/bold green] report: {run_dir / 'report.html'}")

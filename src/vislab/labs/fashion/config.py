@@ -69,7 +69,8 @@ class FashionModelConfig(Strict):
     backbone: str = "tf_efficientnet_lite0"
     """Any timm model name; see the docs (models) for the documented set."""
     pretrained: bool = True
-    """ImageNet weights: offline package for tf_efficientnet_lite0/1/2, timm hub for others (--no-pretrained: random init)."""
+    """ImageNet weights: offline package for tf_efficientnet_lite0/1/2, timm hub for others (--no-pretrained: random
+    init)."""
     drop_rate: float = 0.2
     """Dropout before each head."""
     freeze_backbone: bool = False
@@ -89,7 +90,8 @@ class FashionRunConfig(Strict):
     def _weights_name_tasks(self):
         unknown = set(self.train.task_weights) - set(self.data.label_cols)
         if unknown:
-            raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; tasks are {self.data.label_cols}")
+            raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; "
+                             f"tasks are {self.data.label_cols}")
         return self
 
 

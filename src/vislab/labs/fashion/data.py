@@ -133,7 +133,8 @@ def resolve_root(cfg: FashionDataConfig) -> Path:
     return root
 
 
-def load_table(cfg: FashionDataConfig, encoders: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, list[CleanStep], Path]:
+def load_table(cfg: FashionDataConfig,
+               encoders: dict[str, list[str]] | None = None) -> tuple[pd.DataFrame, list[CleanStep], Path]:
     """Read the CSV and apply the label-level cleaning steps (no image decoding yet)."""
     root = resolve_root(cfg)
     csv_path = Path(cfg.csv) if Path(cfg.csv).is_absolute() else root / cfg.csv
@@ -151,7 +152,8 @@ def load_table(cfg: FashionDataConfig, encoders: dict[str, list[str]] | None = N
     missing = df[cfg.label_cols].isna().any(axis=1) | df[cfg.image_col].isna()
     per_col = {c: int(df[c].isna().sum()) for c in cfg.label_cols if df[c].isna().any()}
     df = df[~missing]
-    steps.append(CleanStep("missing value in a target column", int(missing.sum()), len(df), str(per_col) if per_col else ""))
+    steps.append(CleanStep("missing value in a target column", int(missing.sum()), len(df),
+                           str(per_col) if per_col else ""))
     if cfg.merge_colours and cfg.colour_col in cfg.label_cols:
         before = df[cfg.colour_col].nunique()
         df = df.assign(**{cfg.colour_col: merge_colours(df[cfg.colour_col])})
@@ -178,7 +180,8 @@ def prepare(cfg: FashionDataConfig, progress: bool = True) -> Prepared:
     sub2, dropped = drop_rare_classes(sub, cfg.label_cols, cfg.min_samples)
     steps.append(CleanStep(f"classes with < {cfg.min_samples} samples (repeated until stable)",
                            len(sub) - len(sub2), len(sub2),
-                           f"{len(dropped)} classes: " + ", ".join(dropped[:12]) + (" ..." if len(dropped) > 12 else "")))
+                           f"{len(dropped)} classes: " + ", ".join(dropped[:12])
+                           + (" ..." if len(dropped) > 12 else "")))
     if len(sub2) == 0:
         raise DataError("no rows left after cleaning: " + "; ".join(f"{s.step}: -{s.removed}" for s in steps))
     positions = rows[np.isin(rows, sub2.index.to_numpy())]  # row positions into the decoded array

@@ -12,8 +12,9 @@ import datetime as dt
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +45,8 @@ def prepare_data(cfg: FashionRunConfig, progress: bool = True) -> Prepared:
 
 @torch.no_grad()
 def backbone_features(net: MultiTaskNet, images: np.ndarray, transform: BatchTransform, device,
-                      cache_key: str | None, cache_dir: str | None, batch_size: int = 256, progress: bool = True) -> torch.Tensor:
+                      cache_key: str | None, cache_dir: str | None, batch_size: int = 256,
+                      progress: bool = True) -> torch.Tensor:
     """Pooled backbone features of every image, computed once (cached on disk by key)."""
     path = None
     if cache_key:
@@ -75,7 +77,8 @@ def _features_key(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet) 
     if not cfg.model.pretrained or prepared.cache_file is None:
         return None  # random weights: features are not worth caching
     src = getattr(net.backbone, "pretrained_source", "?")
-    rows = hashlib.sha1(np.asarray(prepared.df.index.size).tobytes() + "|".join(prepared.df["_image"]).encode()).hexdigest()[:12]
+    rows = hashlib.sha1(np.asarray(prepared.df.index.size).tobytes()
+                        + "|".join(prepared.df["_image"]).encode()).hexdigest()[:12]
     return hashlib.sha1(f"{prepared.cache_file.name}|{rows}|{cfg.model.backbone}|{src}".encode()).hexdigest()[:20]
 
 
@@ -118,7 +121,8 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
         raise DataError("the validation split is empty: give data.split a non-zero validation fraction")
     if cfg.model.freeze_backbone:
         with fabric.rank_zero_first():
-            feats = backbone_features(net, prepared.images, BatchTransform(transform.mean.flatten().tolist(), transform.std.flatten().tolist()),
+            feats = backbone_features(net, prepared.images, BatchTransform(transform.mean.flatten().tolist(),
+                                                                           transform.std.flatten().tolist()),
                                       fabric.device, _features_key(cfg, prepared, net), cfg.data.cache_dir,
                                       tc.eval_batch_size, progress and fabric.is_global_zero)
         model, x, step_transform = HeadsOnly(net), feats, None
@@ -174,7 +178,8 @@ def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, 
     transform = BatchTransform(net.data_config["mean"], net.data_config["std"])
     loader = batch_loader(prepared.images, prepared.targets, rows, batch_size, shuffle=False)
     cfg = FashionRunConfig.model_validate(meta["config"])
-    trainer = Trainer(cfg.train.model_copy(update={"devices": 1, "strategy": "auto", "accelerator": "cpu" if device == "cpu" else "auto"}),
+    trainer = Trainer(cfg.train.model_copy(update={"devices": 1, "strategy": "auto",
+                                                   "accelerator": "cpu" if device == "cpu" else "auto"}),
                       Path(path).parent.parent, progress=False)
     objective = ClassificationObjective(tasks)
     return trainer.evaluate(net, objective, loader, transform, collect=True, sync=False)
@@ -241,8 +246,9 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
     if history:
         sections.append(Section("Training curves", images=[plots.training_curves(history, fig / "curves.png")],
                                 tables=[Table(["epoch", "train loss", "val loss", "val accuracy", "val F1", "images/s"],
-                                              [[h["epoch"], h.get("train_loss"), h.get("val_loss"), h.get("val_accuracy"),
-                                                h.get("val_f1"), h.get("train_images_per_s")] for h in history])]))
+                                              [[h["epoch"], h.get("train_loss"), h.get("val_loss"),
+                                                h.get("val_accuracy"), h.get("val_f1"), h.get("train_images_per_s")]
+                                               for h in history])]))
     targets = raw["targets"]
     cm_imgs, roc_imgs = [], []
     for j, task in enumerate(enc):
@@ -251,7 +257,8 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
         pred = probs.argmax(1)
         c = len(enc[task])
         cm = np.bincount(targets[:, j] * c + pred, minlength=c * c).reshape(c, c)
-        cm_imgs.append(plots.confusion_matrix(cm, enc[task], fig / f"confusion_{task}.png", f"{task}: confusion (row-normalised)"))
+        cm_imgs.append(plots.confusion_matrix(cm, enc[task], fig / f"confusion_{task}.png",
+                                              f"{task}: confusion (row-normalised)"))
         roc_imgs.append(plots.roc_curves(probs, targets[:, j], enc[task], fig / f"roc_{task}.png", f"{task}: ROC"))
     sections.append(Section("Confusion matrices", "Rows: true class, normalised to recall. With many classes the "
                             "most frequent are shown and the rest pooled as 'other'.", images=cm_imgs))
@@ -260,9 +267,12 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
     preds = np.stack([raw["outputs"][t].argmax(1) for t in enc], 1)
     wrong = np.flatnonzero((preds != targets).any(1))[:24]
     tasks = list(enc)
-    t_lab = ["; ".join(f"{enc[t][targets[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j]) for i in wrong]
-    p_lab = ["; ".join(f"{enc[t][preds[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j]) for i in wrong]
-    err = plots.error_examples(np.asarray(prepared.images[rows[wrong]]) if len(wrong) else np.zeros((0, 3, 8, 8), np.uint8),
+    t_lab = ["; ".join(f"{enc[t][targets[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j])
+             for i in wrong]
+    p_lab = ["; ".join(f"{enc[t][preds[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j])
+             for i in wrong]
+    err = plots.error_examples(np.asarray(prepared.images[rows[wrong]]) if len(wrong)
+                               else np.zeros((0, 3, 8, 8), np.uint8),
                                t_lab, p_lab, fig / "errors.png", "Misclassified test images (wrong tasks only)")
     sections.append(Section("Error examples", f"{int((preds != targets).any(1).sum())} of {len(rows)} test images "
                             "have at least one wrong attribute.", images=[err]))
@@ -271,18 +281,21 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
         Table(["step", "removed", "remaining", "detail"], prepared.summary_rows()),
         Table(["task", "classes", "largest class", "smallest class"],
               [[t, len(c), max(counts[t].values()), min(counts[t].values())] for t, c in counts.items()])],
-        images=[plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: class distribution") for t in enc]))
-    sections.append(Section("Configuration", tables=[Table(["field", "value"], _flat_cfg(cfg.model_dump(mode="json")))]))
+        images=[plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: class distribution")
+                for t in enc]))
+    sections.append(Section("Configuration",
+                            tables=[Table(["field", "value"], _flat_cfg(cfg.model_dump(mode="json")))]))
     meta = {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware(),
-            "backbone": cfg.model.backbone, "recipe": cfg.train.recipe, "image size (h x w)": "x".join(map(str, cfg.data.image_size))}
+            "backbone": cfg.model.backbone, "recipe": cfg.train.recipe,
+            "image size (h x w)": "x".join(map(str, cfg.data.image_size))}
     if seconds is not None:
         meta["training wall time"] = f"{seconds:.0f} s"
     html, _ = write_report(run_dir, f"vislab fashion run: {run_dir.name}", sections, meta)
     return html
 
 
-def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split: str = "test", out: str | Path | None = None,
-             progress: bool = True) -> dict:
+def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split: str = "test",
+             out: str | Path | None = None, progress: bool = True) -> dict:
     """Evaluate a checkpoint on its own data split, or on other data (cfg.data) with its encoders."""
     console = rich_console()
     meta = ckpt.read_checked(checkpoint, "fashion")
@@ -342,17 +355,19 @@ def write_comparison_report(out: Path, runs: dict[str, dict], cfg: FashionRunCon
     sections = [Section("Summary", f"Same budget for every run: {tc.epochs} epochs"
                         + (f", at most {cfg.train.max_steps} steps" if cfg.train.max_steps else "")
                         + f", batch {tc.batch_size}, image {cfg.data.image_size[0]}x{cfg.data.image_size[1]}.",
-                        tables=[Table(["run", "avg accuracy", "avg macro F1", "avg precision", "avg recall", "avg loss", "train s"],
-                                      [[n, a.get("accuracy"), a.get("f1"), a.get("precision"), a.get("recall"), a.get("loss"),
-                                        runs[n]["seconds"]] for n, a in avg.items()])],
+                        tables=[Table(["run", "avg accuracy", "avg macro F1", "avg precision", "avg recall", "avg loss",
+                                       "train s"],
+                                      [[n, a.get("accuracy"), a.get("f1"), a.get("precision"), a.get("recall"),
+                                        a.get("loss"), runs[n]["seconds"]] for n, a in avg.items()])],
                         images=[plots.summary_bars({n: {k: a[k] for k in ("accuracy", "f1")} for n, a in avg.items()},
                                                    fig / "summary.png"),
                                 comparison_bars(per_task, fig / "per_task.png")])]
-    sections.append(Section("Per task", tables=[Table(["run"] + [f"{t} acc" for t in tasks] + [f"{t} F1" for t in tasks],
-                                                      [[n] + [per_task[n][t]["accuracy"] for t in tasks] + [per_task[n][t]["f1"] for t in tasks]
-                                                       for n in runs])]))
+    sections.append(Section("Per task",
+                            tables=[Table(["run"] + [f"{t} acc" for t in tasks] + [f"{t} F1" for t in tasks],
+                                          [[n] + [per_task[n][t]["accuracy"] for t in tasks]
+                                           + [per_task[n][t]["f1"] for t in tasks] for n in runs])]))
     by_bb: dict[str, dict[str, dict]] = {}
-    for n, r in runs.items():
+    for r in runs.values():
         by_bb.setdefault(r["backbone"], {})[r["recipe"]] = {k: r["metrics"]["average"][k]
                                                              for k in ("accuracy", "f1", "precision", "recall")}
     abl = [ablation_bars(v, fig / f"ablation_{bb.replace('/', '_')}.png", f"{bb}: baseline vs tuned")
@@ -360,8 +375,10 @@ def write_comparison_report(out: Path, runs: dict[str, dict], cfg: FashionRunCon
     if abl:
         sections.append(Section("Ablation: recipes", "baseline = Adam, constant lr, no weight decay, no clipping; "
                                 "tuned = AdamW (wd 1e-4), backbone lr x0.1, OneCycle, clip 1.0.", images=abl))
-    sections.append(Section("Runs", tables=[Table(["run", "report"], [[n, str(Path(r["dir"]) / "report.html")] for n, r in runs.items()])]))
-    (out / "comparison.json").write_text(json.dumps({n: {k: v for k, v in r.items() if k != "dir"} | {"dir": str(r["dir"])}
+    sections.append(Section("Runs", tables=[Table(["run", "report"], [[n, str(Path(r["dir"]) / "report.html")]
+                                                                      for n, r in runs.items()])]))
+    (out / "comparison.json").write_text(json.dumps({n: {k: v for k, v in r.items() if k != "dir"}
+                                                        | {"dir": str(r["dir"])}
                                                      for n, r in runs.items()}, indent=2))
     html, _ = write_report(out, "vislab fashion comparison", sections,
                            {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware()})
@@ -379,7 +396,8 @@ def eda(cfg: FashionRunConfig, out: str | Path | None = None, progress: bool = T
     fig = out / "figures"
     fig.mkdir(parents=True, exist_ok=True)
     counts = class_counts(prepared)
-    imgs = [plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: {len(counts[t])} classes") for t in counts]
+    imgs = [plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: {len(counts[t])} classes")
+            for t in counts]
     summary = Table(["task", "classes", "largest", "smallest", "majority share", "train", "val", "test"],
                     [[t, len(c), f"{max(c, key=c.get)} ({max(c.values())})", f"{min(c, key=c.get)} ({min(c.values())})",
                       max(c.values()) / sum(c.values()), len(prepared.splits['train']), len(prepared.splits['val']),

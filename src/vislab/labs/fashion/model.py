@@ -11,8 +11,8 @@ from vislab.core.models import backbone_data_config, create_backbone, input_size
 class MultiTaskNet(nn.Module):
     """One shared backbone (timm, num_classes=0, pooled features) and one linear head per task."""
 
-    def __init__(self, backbone: str | nn.Module, tasks: dict[str, int], pretrained: bool = True, drop_rate: float = 0.2,
-                 image_size: tuple[int, int] | None = None):
+    def __init__(self, backbone: str | nn.Module, tasks: dict[str, int], pretrained: bool = True,
+                 drop_rate: float = 0.2, image_size: tuple[int, int] | None = None):
         super().__init__()
         self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
                          if isinstance(backbone, str) else backbone)
@@ -56,7 +56,8 @@ class HeadsOnly(nn.Module):
 
 @register_model("multitask")
 def _multitask(backbone: str = "tf_efficientnet_lite0", tasks: dict[str, int] | None = None,
-               pretrained: bool = True, drop_rate: float = 0.2, image_size: tuple[int, int] | None = None) -> MultiTaskNet:
+               pretrained: bool = True, drop_rate: float = 0.2,
+               image_size: tuple[int, int] | None = None) -> MultiTaskNet:
     if not tasks:
         raise ValueError("multitask model needs tasks={name: num_classes}")
     return MultiTaskNet(backbone, tasks, pretrained=pretrained, drop_rate=drop_rate, image_size=image_size)

@@ -27,7 +27,8 @@ def comparison_bars(results: Mapping[str, Mapping[str, Mapping[str, float]]], pa
     labels = len(tasks) * len(models) <= 40
     keys = list(results)
     for ax, metric, name in zip(axes, ("accuracy", "f1"), ("Accuracy", "Macro-F1")):
-        grouped_bars(ax, tasks, models, lambda s, g: get(results[keys[models.index(s)]], g, metric), labels)
+        grouped_bars(ax, tasks, models, lambda s, g, metric=metric: get(results[keys[models.index(s)]], g, metric),
+                     labels)
         ax.set_title(name)
         ax.set_ylabel(metric)
     axes[0].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))

@@ -6,9 +6,10 @@ resized exactly as in training (any mode -> RGB, white padding to the trained as
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,22 +29,25 @@ class Prediction:
 
     def as_dict(self) -> dict[str, Any]:
         return {"image": self.source, "caption": self.caption,
-                "attributes": {t: {"label": self.labels[t], "confidence": round(self.confidences[t], 4)} for t in self.labels}}
+                "attributes": {t: {"label": self.labels[t], "confidence": round(self.confidences[t], 4)}
+                               for t in self.labels}}
 
     def __str__(self) -> str:
-        return "\n".join([f"{t}: {self.labels[t]} ({self.confidences[t]:.2f})" for t in self.labels] + [f"caption: {self.caption}"])
+        return "\n".join([f"{t}: {self.labels[t]} ({self.confidences[t]:.2f})" for t in self.labels]
+                         + [f"caption: {self.caption}"])
 
 
 _POSSESSIVE = {"Men": "Men's", "Women": "Women's", "Boys": "Boys'", "Girls": "Girls'", "Unisex": "Unisex"}
 _SINGULAR = {"Tshirts": "t-shirt", "Shirts": "shirt", "Tops": "top", "Jeans": "jeans", "Trousers": "trousers",
              "Shorts": "shorts", "Dresses": "dress", "Kurtas": "kurta", "Watches": "watch", "Handbags": "handbag",
-             "Backpacks": "backpack", "Belts": "belt", "Heels": "heels", "Sandals": "sandals", "Flip Flops": "flip flops",
-             "Casual Shoes": "casual shoes", "Sports Shoes": "sports shoes", "Formal Shoes": "formal shoes",
-             "Sunglasses": "sunglasses", "Socks": "socks", "Briefs": "briefs", "Wallets": "wallet", "Sweatshirts": "sweatshirt",
-             "Jackets": "jacket", "Sweaters": "sweater", "Caps": "cap", "Ties": "tie", "Earrings": "earrings",
-             "Track Pants": "track pants", "Bra": "bra", "Perfume and Body Mist": "perfume", "Kurtis": "kurti",
-             "Tunics": "tunic", "Clutches": "clutch", "Innerwear Vests": "innerwear vest", "Flats": "flats",
-             "Night suits": "night suit", "Lipstick": "lipstick", "Nail Polish": "nail polish", "Jewellery Set": "jewellery set"}
+             "Backpacks": "backpack", "Belts": "belt", "Heels": "heels", "Sandals": "sandals",
+             "Flip Flops": "flip flops", "Casual Shoes": "casual shoes", "Sports Shoes": "sports shoes",
+             "Formal Shoes": "formal shoes", "Sunglasses": "sunglasses", "Socks": "socks", "Briefs": "briefs",
+             "Wallets": "wallet", "Sweatshirts": "sweatshirt", "Jackets": "jacket", "Sweaters": "sweater",
+             "Caps": "cap", "Ties": "tie", "Earrings": "earrings", "Track Pants": "track pants", "Bra": "bra",
+             "Perfume and Body Mist": "perfume", "Kurtis": "kurti", "Tunics": "tunic", "Clutches": "clutch",
+             "Innerwear Vests": "innerwear vest", "Flats": "flats", "Night suits": "night suit",
+             "Lipstick": "lipstick", "Nail Polish": "nail polish", "Jewellery Set": "jewellery set"}
 
 
 def caption(labels: dict[str, str]) -> str:
@@ -72,7 +76,7 @@ class Predictor:
         self.transform = BatchTransform(meta["data_config"]["mean"], meta["data_config"]["std"]).to(device).eval()
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> "Predictor":
+    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
         net, meta = load_model(path, device)
         return cls(net, meta, device)
 
@@ -81,7 +85,8 @@ class Predictor:
         return list(self.encoders)
 
     def preprocess(self, images: Sequence) -> torch.Tensor:
-        arrs = [load_image(im if not isinstance(im, np.ndarray) else Image.fromarray(im), self.image_size) for im in images]
+        arrs = [load_image(im if not isinstance(im, np.ndarray) else Image.fromarray(im), self.image_size)
+                for im in images]
         return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
 
     @torch.inference_mode()

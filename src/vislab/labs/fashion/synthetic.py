@@ -48,35 +48,44 @@ CATALOG: list[dict] = [
     for a, m, s, w, c, g, se, u, x in [
         ("Tshirts", "Apparel", "Topwear", 16, _TOP, "Men 60, Women 25, Boys 8, Girls 5, Unisex 2",
          "Summer 45, Fall 20, Winter 10, Spring 25", "Casual 75, Sports 25", []),
-        ("Shirts", "Apparel", "Topwear", 11, "White 20, Blue 18, Navy Blue 10, Black 12, Grey 10, Pink 6, Green 6, Beige 6, Purple 5, Red 5, Brown 4",
-         "Men 80, Women 12, Boys 8", "Summer 25, Fall 35, Winter 25, Spring 15", "Formal 55, Casual 45", ["Slim Fit", "Regular Fit"]),
-        ("Tops", "Apparel", "Topwear", 8, _FEM, "Women 90, Girls 10", "Summer 50, Fall 20, Winter 10, Spring 20", "Casual 90, Sports 10", []),
-        ("Kurtas", "Apparel", "Topwear", 6, "Red 14, Green 12, Yellow 14, Purple 10, White 12, Pink 10, Blue 8, Beige 10, Navy Blue 6, Black 6",
+        ("Shirts", "Apparel", "Topwear", 11,
+         "White 20, Blue 18, Navy Blue 10, Black 12, Grey 10, Pink 6, Green 6, Beige 6, Purple 5, Red 5, Brown 4",
+         "Men 80, Women 12, Boys 8", "Summer 25, Fall 35, Winter 25, Spring 15", "Formal 55, Casual 45",
+         ["Slim Fit", "Regular Fit"]),
+        ("Tops", "Apparel", "Topwear", 8, _FEM, "Women 90, Girls 10", "Summer 50, Fall 20, Winter 10, Spring 20",
+         "Casual 90, Sports 10", []),
+        ("Kurtas", "Apparel", "Topwear", 6,
+         "Red 14, Green 12, Yellow 14, Purple 10, White 12, Pink 10, Blue 8, Beige 10, Navy Blue 6, Black 6",
          "Men 40, Women 55, Girls 5", _ALLS, "Ethnic 95, Casual 5", []),
-        ("Jeans", "Apparel", "Bottomwear", 8, "Blue 50, Navy Blue 20, Black 18, Grey 12", "Men 60, Women 32, Boys 4, Girls 4",
-         "Summer 15, Fall 40, Winter 35, Spring 10", "Casual 100", ["Skinny Fit", "Straight Fit"]),
-        ("Trousers", "Apparel", "Bottomwear", 6, "Black 28, Grey 22, Navy Blue 18, Beige 22, Brown 10", "Men 70, Women 28, Boys 2",
-         "Summer 20, Fall 35, Winter 30, Spring 15", "Formal 60, Casual 40", []),
-        ("Shorts", "Apparel", "Bottomwear", 5, "Blue 20, Black 15, Grey 15, Navy Blue 12, Beige 14, Green 12, Red 12", _ALLG,
-         "Summer 75, Spring 15, Fall 10", "Casual 60, Sports 40", []),
-        ("Dresses", "Apparel", "Dress", 5, _FEM, "Women 88, Girls 12", "Summer 45, Spring 25, Fall 20, Winter 10", "Casual 75, Formal 25", []),
-        ("Casual Shoes", "Footwear", "Shoes", 9, _SHOE, "Men 65, Women 25, Boys 5, Girls 3, Unisex 2", _ALLS, "Casual 100", []),
-        ("Sports Shoes", "Footwear", "Shoes", 7, "Black 22, White 25, Blue 18, Grey 15, Red 10, Navy Blue 10", "Men 60, Women 25, Boys 8, Unisex 7",
-         _ALLS, "Sports 100", []),
-        ("Heels", "Footwear", "Shoes", 4, "Black 30, Beige 20, Red 15, Brown 12, Pink 10, White 8, Silver 5", "Women 95, Girls 5",
-         _ALLS, "Casual 50, Formal 50", []),
+        ("Jeans", "Apparel", "Bottomwear", 8, "Blue 50, Navy Blue 20, Black 18, Grey 12",
+         "Men 60, Women 32, Boys 4, Girls 4", "Summer 15, Fall 40, Winter 35, Spring 10", "Casual 100",
+         ["Skinny Fit", "Straight Fit"]),
+        ("Trousers", "Apparel", "Bottomwear", 6, "Black 28, Grey 22, Navy Blue 18, Beige 22, Brown 10",
+         "Men 70, Women 28, Boys 2", "Summer 20, Fall 35, Winter 30, Spring 15", "Formal 60, Casual 40", []),
+        ("Shorts", "Apparel", "Bottomwear", 5, "Blue 20, Black 15, Grey 15, Navy Blue 12, Beige 14, Green 12, Red 12",
+         _ALLG, "Summer 75, Spring 15, Fall 10", "Casual 60, Sports 40", []),
+        ("Dresses", "Apparel", "Dress", 5, _FEM, "Women 88, Girls 12", "Summer 45, Spring 25, Fall 20, Winter 10",
+         "Casual 75, Formal 25", []),
+        ("Casual Shoes", "Footwear", "Shoes", 9, _SHOE, "Men 65, Women 25, Boys 5, Girls 3, Unisex 2", _ALLS,
+         "Casual 100", []),
+        ("Sports Shoes", "Footwear", "Shoes", 7, "Black 22, White 25, Blue 18, Grey 15, Red 10, Navy Blue 10",
+         "Men 60, Women 25, Boys 8, Unisex 7", _ALLS, "Sports 100", []),
+        ("Heels", "Footwear", "Shoes", 4, "Black 30, Beige 20, Red 15, Brown 12, Pink 10, White 8, Silver 5",
+         "Women 95, Girls 5", _ALLS, "Casual 50, Formal 50", []),
         ("Sandals", "Footwear", "Sandal", 4, "Brown 35, Black 30, Beige 15, Grey 10, Silver 5, Blue 5", _ALLG,
          "Summer 70, Spring 20, Fall 10", "Casual 100", []),
-        ("Flip Flops", "Footwear", "Sandal", 3.5, "Black 20, Blue 20, Red 15, Yellow 15, Green 10, Pink 10, White 10", "Men 50, Women 35, Unisex 10, Boys 5",
-         "Summer 85, Spring 15", "Casual 100", []),
-        ("Handbags", "Accessories", "Bags", 5, "Black 25, Brown 25, Beige 15, Red 10, Pink 8, White 7, Purple 5, Navy Blue 5, Silver 6", "Women 92, Unisex 8",
+        ("Flip Flops", "Footwear", "Sandal", 3.5, "Black 20, Blue 20, Red 15, Yellow 15, Green 10, Pink 10, White 10",
+         "Men 50, Women 35, Unisex 10, Boys 5", "Summer 85, Spring 15", "Casual 100", []),
+        ("Handbags", "Accessories", "Bags", 5,
+         "Black 25, Brown 25, Beige 15, Red 10, Pink 8, White 7, Purple 5, Navy Blue 5, Silver 6", "Women 92, Unisex 8",
          _ALLS, "Casual 70, Formal 30", ["Leather", "Tote"]),
-        ("Backpacks", "Accessories", "Bags", 4, "Black 30, Blue 20, Grey 15, Navy Blue 10, Red 10, Green 8, Purple 7", "Unisex 75, Men 15, Boys 5, Girls 5",
-         _ALLS, "Casual 70, Sports 30", ["Laptop Bag"]),
-        ("Watches", "Accessories", "Watches", 6, "Black 28, Silver 36, Brown 20, White 8, Blue 8", "Men 55, Women 30, Unisex 15",
-         "Winter 35, Fall 30, Summer 20, Spring 15", "Casual 60, Formal 30, Sports 10", ["Leather Strap", "Metal Strap"]),
-        ("Belts", "Accessories", "Belts", 3, "Black 45, Brown 40, Beige 5, Navy Blue 5, Grey 5", "Men 80, Women 15, Unisex 5",
-         _ALLS, "Casual 60, Formal 40", ["Leather"]),
+        ("Backpacks", "Accessories", "Bags", 4, "Black 30, Blue 20, Grey 15, Navy Blue 10, Red 10, Green 8, Purple 7",
+         "Unisex 75, Men 15, Boys 5, Girls 5", _ALLS, "Casual 70, Sports 30", ["Laptop Bag"]),
+        ("Watches", "Accessories", "Watches", 6, "Black 28, Silver 36, Brown 20, White 8, Blue 8",
+         "Men 55, Women 30, Unisex 15", "Winter 35, Fall 30, Summer 20, Spring 15", "Casual 60, Formal 30, Sports 10",
+         ["Leather Strap", "Metal Strap"]),
+        ("Belts", "Accessories", "Belts", 3, "Black 45, Brown 40, Beige 5, Navy Blue 5, Grey 5",
+         "Men 80, Women 15, Unisex 5", _ALLS, "Casual 60, Formal 40", ["Leather"]),
     ]
 ]
 
@@ -84,19 +93,22 @@ CATALOG: list[dict] = [
 # role: body -> filled with baseColour (mask); dark/light -> shade of it; white/metal/stitch -> fixed colours.
 L, E, R, RR, A, PO = "line", "ellipse", "rect", "rrect", "arc", "poly"
 SHAPES = {
-    "Tshirts": [(PO, "body", [(.40, .12), (.27, .16), (.10, .30), (.18, .40), (.29, .33), (.29, .84), (.71, .84), (.71, .33),
-                              (.82, .40), (.90, .30), (.73, .16), (.60, .12), (.50, .18)], 0),
+    "Tshirts": [(PO, "body", [(.40, .12), (.27, .16), (.10, .30), (.18, .40), (.29, .33), (.29, .84), (.71, .84),
+                              (.71, .33), (.82, .40), (.90, .30), (.73, .16), (.60, .12), (.50, .18)], 0),
                 (L, "dark", [(.40, .12), (.50, .18), (.60, .12)], .03)],
-    "Shirts": [(PO, "body", [(.40, .10), (.27, .14), (.14, .30), (.08, .74), (.17, .76), (.24, .42), (.29, .36), (.29, .86), (.71, .86),
-                             (.71, .36), (.76, .42), (.83, .76), (.92, .74), (.86, .30), (.73, .14), (.60, .10)], 0),
+    "Shirts": [(PO, "body", [(.40, .10), (.27, .14), (.14, .30), (.08, .74), (.17, .76), (.24, .42), (.29, .36),
+                             (.29, .86), (.71, .86), (.71, .36), (.76, .42), (.83, .76), (.92, .74), (.86, .30),
+                             (.73, .14), (.60, .10)], 0),
                (PO, "light", [(.40, .10), (.50, .20), (.44, .23), (.36, .13)], 0),
                (PO, "light", [(.60, .10), (.50, .20), (.56, .23), (.64, .13)], 0),
                (L, "dark", [(.50, .20), (.50, .86)], .02), (R, "dark", [(.34, .30), (.44, .40)], .02)],
-    "Tops": [(PO, "body", [(.36, .14), (.42, .14), (.50, .22), (.58, .14), (.64, .14), (.66, .36), (.76, .74), (.24, .74), (.34, .36)], 0),
+    "Tops": [(PO, "body", [(.36, .14), (.42, .14), (.50, .22), (.58, .14), (.64, .14), (.66, .36), (.76, .74),
+                           (.24, .74), (.34, .36)], 0),
              (L, "body", [(.38, .15), (.38, .06)], .03), (L, "body", [(.62, .15), (.62, .06)], .03),
              (L, "light", [(.34, .40), (.66, .40)], .03)],
-    "Kurtas": [(PO, "body", [(.42, .06), (.30, .10), (.16, .24), (.12, .60), (.20, .62), (.25, .32), (.31, .28), (.31, .94), (.69, .94),
-                             (.69, .28), (.75, .32), (.80, .62), (.88, .60), (.84, .24), (.70, .10), (.58, .06), (.50, .12)], 0),
+    "Kurtas": [(PO, "body", [(.42, .06), (.30, .10), (.16, .24), (.12, .60), (.20, .62), (.25, .32), (.31, .28),
+                             (.31, .94), (.69, .94), (.69, .28), (.75, .32), (.80, .62), (.88, .60), (.84, .24),
+                             (.70, .10), (.58, .06), (.50, .12)], 0),
                (L, "dark", [(.50, .12), (.50, .32)], .03), (L, "stitch", [(.31, .88), (.69, .88)], .04)],
     "Jeans": [(PO, "body", [(.30, .08), (.70, .08), (.74, .92), (.56, .92), (.50, .36), (.44, .92), (.26, .92)], 0),
               (L, "dark", [(.30, .11), (.70, .11)], .04), (L, "stitch", [(.33, .15), (.41, .23)], .02),
@@ -109,18 +121,25 @@ SHAPES = {
                (L, "light", [(.55, .61), (.77, .59)], .02)],
     "Dresses": [(PO, "body", [(.38, .08), (.50, .14), (.62, .08), (.64, .36), (.80, .90), (.20, .90), (.36, .36)], 0),
                 (L, "dark", [(.36, .36), (.64, .36)], .04)],
-    "Casual Shoes": [(PO, "body", [(.08, .56), (.12, .44), (.26, .40), (.44, .42), (.62, .52), (.86, .56), (.92, .64), (.08, .64)], 0),
+    "Casual Shoes": [(PO, "body", [(.08, .56), (.12, .44), (.26, .40), (.44, .42), (.62, .52), (.86, .56), (.92, .64),
+                                   (.08, .64)], 0),
                      (R, "white", [(.06, .63), (.94, .69)], 0), (L, "dark", [(.44, .45), (.50, .50)], .02),
                      (L, "dark", [(.50, .47), (.56, .52)], .02)],
-    "Sports Shoes": [(PO, "body", [(.08, .60), (.10, .36), (.24, .32), (.40, .36), (.60, .48), (.86, .54), (.93, .64), (.08, .64)], 0),
-                     (R, "white", [(.06, .63), (.95, .74)], 0), (L, "light", [(.20, .56), (.50, .46), (.75, .54)], .05)],
-    "Heels": [(PO, "body", [(.14, .36), (.26, .38), (.50, .56), (.86, .60), (.92, .67), (.60, .66), (.28, .52), (.22, .52)], 0),
-              (PO, "body", [(.16, .46), (.25, .50), (.22, .80), (.19, .80)], 0), (L, "dark", [(.28, .52), (.60, .66), (.92, .67)], .02)],
+    "Sports Shoes": [(PO, "body", [(.08, .60), (.10, .36), (.24, .32), (.40, .36), (.60, .48), (.86, .54), (.93, .64),
+                                   (.08, .64)], 0),
+                     (R, "white", [(.06, .63), (.95, .74)], 0),
+                     (L, "light", [(.20, .56), (.50, .46), (.75, .54)], .05)],
+    "Heels": [(PO, "body", [(.14, .36), (.26, .38), (.50, .56), (.86, .60), (.92, .67), (.60, .66), (.28, .52),
+                            (.22, .52)], 0),
+              (PO, "body", [(.16, .46), (.25, .50), (.22, .80), (.19, .80)], 0),
+              (L, "dark", [(.28, .52), (.60, .66), (.92, .67)], .02)],
     "Sandals": [(PO, "body", [(.08, .64), (.92, .62), (.93, .68), (.08, .70)], 0),
-                (L, "body", [(.30, .64), (.38, .46), (.46, .64)], .05), (L, "body", [(.55, .62), (.65, .48), (.78, .61)], .05),
+                (L, "body", [(.30, .64), (.38, .46), (.46, .64)], .05),
+                (L, "body", [(.55, .62), (.65, .48), (.78, .61)], .05),
                 (L, "body", [(.14, .64), (.18, .44), (.32, .46)], .04), (L, "dark", [(.08, .70), (.93, .68)], .03)],
     "Flip Flops": [(E, "body", [(.32, .08), (.68, .92)], 0), (L, "dark", [(.36, .52), (.50, .26), (.64, .52)], .05)],
-    "Handbags": [(PO, "body", [(.22, .42), (.78, .42), (.88, .86), (.12, .86)], 0), (A, "body", [(.30, .18), (.70, .62)], .05),
+    "Handbags": [(PO, "body", [(.22, .42), (.78, .42), (.88, .86), (.12, .86)], 0),
+                 (A, "body", [(.30, .18), (.70, .62)], .05),
                  (L, "dark", [(.22, .42), (.50, .56), (.78, .42)], .03), (R, "metal", [(.46, .53), (.54, .59)], 0)],
     "Backpacks": [(RR, "body", [(.20, .14), (.80, .90)], 0), (A, "body", [(.40, .06), (.60, .22)], .04),
                   (RR, "dark", [(.28, .52), (.72, .84)], .03), (L, "light", [(.26, .30), (.74, .30)], .02)],
@@ -150,7 +169,8 @@ def _sample_rows(n: int, rng: np.random.Generator) -> list[dict]:
     for i, t in enumerate(rng.choice(len(CATALOG), size=n, p=w / w.sum())):
         c = CATALOG[t]
         colour, gender = _choice(rng, c["colours"]), _choice(rng, c["gender"])
-        season = {k: v * (1.5 if (colour in DARK and k in ("Fall", "Winter")) or (colour in LIGHT and k in ("Summer", "Spring")) else 1)
+        season = {k: v * (1.5 if (colour in DARK and k in ("Fall", "Winter"))
+                          or (colour in LIGHT and k in ("Summer", "Spring")) else 1)
                   for k, v in c["season"].items()}
         total = sum(season.values())
         season = _choice(rng, {k: v / total for k, v in season.items()})
@@ -159,7 +179,8 @@ def _sample_rows(n: int, rng: np.random.Generator) -> list[dict]:
             name += ", " + c["suffixes"][int(rng.integers(len(c["suffixes"])))]
         rows.append(dict(id=10000 + i, gender=gender, masterCategory=c["masterCategory"], subCategory=c["subCategory"],
                          articleType=c["articleType"], baseColour=colour, season=season,
-                         year=int(rng.choice(years, p=year_p)), usage=_choice(rng, c["usage"]), productDisplayName=name))
+                         year=int(rng.choice(years, p=year_p)), usage=_choice(rng, c["usage"]),
+                         productDisplayName=name))
     return rows
 
 
@@ -187,9 +208,11 @@ def _render(row: dict, size: tuple[int, int], rng: np.random.Generator) -> Image
         elif kind == PO:
             d.polygon(xy, fill=None if px else fill, outline=fill if px else None, width=px or 1)
         elif kind == RR:
-            d.rounded_rectangle(xy, radius=0.12 * w * s, fill=None if px else fill, outline=fill if px else None, width=px or 1)
+            d.rounded_rectangle(xy, radius=0.12 * w * s, fill=None if px else fill, outline=fill if px else None,
+                                width=px or 1)
         else:
-            getattr(d, "ellipse" if kind == E else "rectangle")(xy, fill=None if px else fill, outline=fill if px else None, width=px or 1)
+            getattr(d, "ellipse" if kind == E else "rectangle")(xy, fill=None if px else fill,
+                                                                outline=fill if px else None, width=px or 1)
 
     prims = SHAPES[row["articleType"]]
     mask = Image.new("L", (w, h), 0)

@@ -30,7 +30,8 @@ from vislab.core.cli import (
     friendly,
 )
 
-app = typer.Typer(no_args_is_help=True, help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
 
 FLAGS = {"data": "data.root", "loss": "loss.loss", "form": "loss.form", "margin": "loss.margin",
          "miner": "loss.miner", "distance": "loss.distance", "embedding_dim": "model.embedding_dim",
@@ -44,19 +45,22 @@ def build_siamese_config(config, overrides: list[str] | None, base: dict | None 
     return build_config(SiameseRunConfig, FLAGS, config, overrides, base, **flags)
 
 
-SiameseData = Annotated[Optional[str], typer.Option("--data", help="Folder of person subfolders (default ../shared/data/faces).")]
+SiameseData = Annotated[Optional[str], typer.Option(
+    "--data", help="Folder of person subfolders (default ../shared/data/faces).")]
 LossOpt = Annotated[Optional[str], typer.Option(help="contrastive or triplet.")]
 FormOpt = Annotated[Optional[str], typer.Option(help="Contrastive form: original or hadsell.")]
 MarginOpt = Annotated[Optional[float], typer.Option(help="Loss margin.")]
 MinerOpt = Annotated[Optional[str], typer.Option(help="Triplet mining: none, batch-hard, semi-hard.")]
-RunOpt = Annotated[Path, typer.Option("--run", "-r", help="Run folder (or a checkpoint file) of a trained Siamese model.")]
+RunOpt = Annotated[Path, typer.Option(
+    "--run", "-r", help="Run folder (or a checkpoint file) of a trained Siamese model.")]
 
 
 @app.command("train")
 @friendly
 def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
                       loss: LossOpt = None, form: FormOpt = None, margin: MarginOpt = None, miner: MinerOpt = None,
-                      distance: Annotated[Optional[str], typer.Option(help="Triplet distance: euclidean or cosine.")] = None,
+                      distance: Annotated[Optional[str], typer.Option(
+                          help="Triplet distance: euclidean or cosine.")] = None,
                       embedding_dim: Annotated[Optional[int], typer.Option(help="Embedding size.")] = None,
                       backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
                       pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
@@ -67,10 +71,10 @@ def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
     """Train an embedding network; writes checkpoints, logs, test verification/retrieval metrics and report.html."""
     from vislab.labs.siamese import lab as siamese
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
-                               distance=distance, embedding_dim=embedding_dim, backbone=backbone, pretrained=pretrained,
-                               epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
-                               devices=devices, precision=precision, seed=seed, deterministic=deterministic, out=out,
-                               name=name)
+                               distance=distance, embedding_dim=embedding_dim, backbone=backbone,
+                               pretrained=pretrained, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
+                               accelerator=accelerator, devices=devices, precision=precision, seed=seed,
+                               deterministic=deterministic, out=out, name=name)
     run_dir = siamese.train(cfg, resume=resume, progress=progress)
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
@@ -78,11 +82,15 @@ def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
 @app.command("search")
 @friendly
 def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
-                       trials: Annotated[Optional[int], typer.Option(help="Number of trials (in total, with resumed ones).")] = None,
+                       trials: Annotated[Optional[int], typer.Option(
+                           help="Number of trials (in total, with resumed ones).")] = None,
                        sampler: Annotated[Optional[str], typer.Option(help="random or tpe.")] = None,
                        objective: Annotated[Optional[str], typer.Option(help="val_auc or val_loss.")] = None,
-                       storage: Annotated[Optional[str], typer.Option(help="Optuna storage URL (default: sqlite in the search folder).")] = None,
-                       retrain: Annotated[Optional[bool], typer.Option("--retrain/--keep", help="Retrain the best parameters, or keep the best trial's run.")] = None,
+                       storage: Annotated[Optional[str], typer.Option(
+                           help="Optuna storage URL (default: sqlite in the search folder).")] = None,
+                       retrain: Annotated[Optional[bool], typer.Option(
+                           "--retrain/--keep",
+                           help="Retrain the best parameters, or keep the best trial's run.")] = None,
                        out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = False):
     """Optuna search over lr, margin, step_size, gamma, epochs, embedding_dim and loss; resumable."""
     cfg = build_siamese_config(config, overrides, data=data, trials=trials, sampler=sampler, objective=objective,
@@ -96,8 +104,10 @@ def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
 @app.command("evaluate")
 @friendly
 def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A Siamese .safetensors checkpoint.")],
-                         data: Annotated[Optional[str], typer.Option("--data", help="Another folder of people (default: the run's own split).")] = None,
-                         out: Annotated[Optional[Path], typer.Option(help="Output folder (default: the run folder).")] = None,
+                         data: Annotated[Optional[str], typer.Option(
+                             "--data", help="Another folder of people (default: the run's own split).")] = None,
+                         out: Annotated[Optional[Path], typer.Option(
+                             help="Output folder (default: the run folder).")] = None,
                          progress: ProgressOpt = True):
     """Verification (ROC, AUC, EER, accuracy at the validation threshold), retrieval (P@1, MAP@R), plots, report."""
     from vislab.labs.siamese import lab as siamese
@@ -122,7 +132,8 @@ def siamese_baseline_cmd(overrides: Overrides = None, config: ConfigOpt = None, 
 def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(help="First face image.")],
                        img2: Annotated[Path, typer.Argument(help="Second face image.")],
                        run: RunOpt = Path("runs/siamese"),
-                       threshold: Annotated[Optional[float], typer.Option(help="Distance threshold (default: the one chosen on validation).")] = None,
+                       threshold: Annotated[Optional[float], typer.Option(
+                           help="Distance threshold (default: the one chosen on validation).")] = None,
                        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """Are two photos the same person? Prints the distance, the threshold and same/different with a confidence."""
     from vislab.labs.siamese import lab as siamese
@@ -139,7 +150,9 @@ def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(help="First face ima
 @friendly
 def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(help="Query face image.")],
                         run: RunOpt = Path("runs/siamese"),
-                        gallery: Annotated[Optional[Path], typer.Option("--gallery", "-g", help="Folder of images or person subfolders (default: the run's data.root).")] = None,
+                        gallery: Annotated[Optional[Path], typer.Option(
+                            "--gallery", "-g",
+                            help="Folder of images or person subfolders (default: the run's data.root).")] = None,
                         top: Annotated[int, typer.Option(help="Number of matches.")] = 10,
                         out: Annotated[Optional[Path], typer.Option(help="PNG of the query and its matches.")] = None,
                         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
@@ -167,8 +180,11 @@ def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(help="Query face i
 @app.command("splits")
 @friendly
 def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
-                       seeds: Annotated[str, typer.Option(help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
-                       baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also the untrained pretrained features on each split.")] = True,
+                       seeds: Annotated[str, typer.Option(
+                           help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                       baseline: Annotated[bool, typer.Option(
+                           "--baseline/--no-baseline",
+                           help="Also the untrained pretrained features on each split.")] = True,
                        out: OutOpt = None, progress: ProgressOpt = False):
     """Train and evaluate one setup on several person splits: mean ± sd of AUC, EER, P@1, MAP@R."""
     cfg = build_siamese_config(config, overrides, data=data, out=out)

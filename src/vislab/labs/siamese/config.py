@@ -49,12 +49,14 @@ class SiameseModelConfig(Strict):
     normalize: bool = True
     """L2-normalise embeddings (distances then lie in [0, 2])."""
     freeze_bn: bool = True
-    """Keep the backbone's BatchNorm statistics (ImageNet's) while training; batch statistics of small pair batches do not carry over to evaluation."""
+    """Keep the backbone's BatchNorm statistics (ImageNet's) while training; batch statistics of small pair batches
+    do not carry over to evaluation."""
 
 
 class SiameseLossConfig(Strict):
     loss: Literal["contrastive", "triplet"] = "contrastive"
-    """contrastive: pairs from the pair sampler; triplet: triplets from the triplet sampler, or mined in-batch (miner)."""
+    """contrastive: pairs from the pair sampler; triplet: triplets from the triplet sampler, or mined in-batch
+    (miner)."""
     form: Literal["original", "hadsell"] = "hadsell"
     """Contrastive form: original y*d^2 + (1-y)*max(0, m^2 - d^2); hadsell y*d^2 + (1-y)*max(0, m - d)^2."""
     margin: float = 1.0
@@ -62,7 +64,8 @@ class SiameseLossConfig(Strict):
     distance: Literal["euclidean", "cosine"] = "euclidean"
     """Triplet loss distance (contrastive always uses Euclidean). Verification uses the same distance."""
     miner: Literal["none", "batch-hard", "semi-hard"] = "none"
-    """Triplet only. none: one sampled triplet per anchor; batch-hard / semi-hard: pytorch-metric-learning miners on M-per-person batches."""
+    """Triplet only. none: one sampled triplet per anchor; batch-hard / semi-hard: pytorch-metric-learning miners on
+    M-per-person batches."""
     m_per_class: int = 4
     """Mined batches: images per person in a batch (pytorch-metric-learning MPerClassSampler)."""
 
@@ -94,12 +97,14 @@ class SiameseSearchConfig(Strict):
     embedding_dim: list[int] = Field(default_factory=lambda: [64, 128, 256])
     """Embedding sizes."""
     backbone_lr_mult: list[float] = Field(default_factory=list)
-    """Backbone lr multipliers tried (train.backbone_lr_mult), e.g. [1.0, 0.1]. Empty: the train section's (or recipe's) for every trial; one value: that value."""
+    """Backbone lr multipliers tried (train.backbone_lr_mult), e.g. [1.0, 0.1]. Empty: the train section's (or
+    recipe's) for every trial; one value: that value."""
     loss: list[str] = Field(default_factory=lambda: ["contrastive:original", "contrastive:hadsell", "triplet:none",
                                                      "triplet:semi-hard"])
     """Losses tried, as loss:form (contrastive) or loss:miner (triplet)."""
     splits: list[int] = Field(default_factory=list)
-    """Person-split seeds (data.seed) every trial is trained on; the objective is their mean. Empty: data.seed only. A few test/val people make one split's numbers noisy."""
+    """Person-split seeds (data.seed) every trial is trained on; the objective is their mean. Empty: data.seed only.
+    A few test/val people make one split's numbers noisy."""
     storage: str | None = None
     """Optuna storage URL; null: sqlite in the search folder (an interrupted search resumes from it)."""
     retrain: bool = False

@@ -52,7 +52,6 @@ from vislab.labs.siamese.model import EmbeddingNet
 from vislab.labs.siamese.objective import SiameseObjective, train_loader
 from vislab.labs.siamese.plots import distance_distributions, neighbour_grid, verification_roc
 
-
 # --------------------------------------------------------------------------- model
 
 
@@ -105,8 +104,8 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
     mean, std = _norm_of(model)
     objective = SiameseObjective.from_config(cfg)
     transform = BatchTransform(mean, std, augment=tc.augment)
-    meta = {"lab": "siamese", "config": cfg.model_dump(mode="json"), "mean": mean, "std": std,
-            "people": data.people, "split_people": {k: [data.people[p] for p in v] for k, v in data.split.people.items()},
+    meta = {"lab": "siamese", "config": cfg.model_dump(mode="json"), "mean": mean, "std": std, "people": data.people,
+            "split_people": {k: [data.people[p] for p in v] for k, v in data.split.people.items()},
             "image_size": list(cfg.data.image_size), "distance": objective.distance}
     if fabric.is_global_zero:
         sz = data.split.sizes()

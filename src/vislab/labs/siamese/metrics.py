@@ -117,7 +117,8 @@ def retrieval_metrics(emb: np.ndarray, labels: np.ndarray, distance: str = "eucl
 def nearest(query: torch.Tensor, gallery: torch.Tensor, k: int, distance: str = "euclidean",
             exclude_self: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(indices, distances) of the k nearest gallery rows of each query row, closest first."""
-    d = torch.cdist(query, gallery) if distance == "euclidean" else 1 - nn.functional.normalize(query, dim=1) @ nn.functional.normalize(gallery, dim=1).T
+    d = (torch.cdist(query, gallery) if distance == "euclidean"
+         else 1 - nn.functional.normalize(query, dim=1) @ nn.functional.normalize(gallery, dim=1).T)
     if exclude_self:
         d.fill_diagonal_(float("inf"))
     k = min(k, gallery.shape[0] - int(exclude_self))

@@ -30,7 +30,8 @@ class TupleSet(torch.utils.data.Dataset):
             self.cols, self.y = [torch.from_numpy(a), torch.from_numpy(b)], torch.from_numpy(same)
         else:
             a, p, n = self.sampler.triplets(epoch)
-            self.cols, self.y = [torch.from_numpy(a), torch.from_numpy(p), torch.from_numpy(n)], torch.ones(len(a), dtype=torch.long)
+            self.cols, self.y = ([torch.from_numpy(a), torch.from_numpy(p), torch.from_numpy(n)],
+                                 torch.ones(len(a), dtype=torch.long))
 
     def __len__(self) -> int:
         return len(self.y)
@@ -86,7 +87,7 @@ class SiameseObjective:
             self.pml_loss, self.pml_miner = self._pml(miner)  # labelled batches: all or mined triplets
 
     @classmethod
-    def from_config(cls, cfg: SiameseRunConfig) -> "SiameseObjective":
+    def from_config(cls, cfg: SiameseRunConfig) -> SiameseObjective:
         lc = cfg.loss
         return cls(lc.loss, lc.margin, lc.form, lc.distance, lc.miner)
 
@@ -118,7 +119,8 @@ class SiameseObjective:
             loss = self.labelled_loss(out, y, mined)
         else:
             raise ValueError(f"batch of {n} embeddings and {b} labels: a {self.loss} objective takes "
-                             f"{'2' if self.loss == 'contrastive' else '3'} embeddings per label, or 1 (labelled images)")
+                             f"{'2' if self.loss == 'contrastive' else '3'} embeddings per label, "
+                             "or 1 (labelled images)")
         return loss, {"loss": loss.detach()}
 
     def labelled_loss(self, emb: torch.Tensor, labels: torch.Tensor, mined: bool = True) -> torch.Tensor:

@@ -18,7 +18,8 @@ from vislab.core.plots import (
 )
 
 
-def verification_roc(curves: Mapping[str, Mapping[str, Any]], path, title: str = "Verification ROC (test people)") -> Path:
+def verification_roc(curves: Mapping[str, Mapping[str, Any]], path,
+                     title: str = "Verification ROC (test people)") -> Path:
     """One ROC curve per entry ``{name: {"fpr", "tpr", "auc", "eer"}}``, the EER point marked on each."""
     fig = new_figure(6, 5.5)
     ax = fig.add_subplot()
@@ -27,7 +28,8 @@ def verification_roc(curves: Mapping[str, Mapping[str, Any]], path, title: str =
     for i, (name, c) in enumerate(curves.items()):
         fpr, tpr = to_numpy(c["fpr"]), to_numpy(c["tpr"])
         color = COLORS[i % len(COLORS)]
-        ax.plot(fpr, tpr, color=color, lw=1.8, label=f"{short(name, 30)}  AUC {float(c['auc']):.4f}  EER {100 * float(c['eer']):.2f}%")
+        ax.plot(fpr, tpr, color=color, lw=1.8,
+                label=f"{short(name, 30)}  AUC {float(c['auc']):.4f}  EER {100 * float(c['eer']):.2f}%")
         ax.plot([c["eer"]], [1 - float(c["eer"])], "o", color=color, ms=5)
     ax.set_xlabel("false accept rate (different people called same)")
     ax.set_ylabel("true accept rate (same person called same)")

@@ -10,7 +10,6 @@ from typing import Any
 import numpy as np
 
 from vislab.core import checkpoint as ckpt
-from vislab.core import plots
 from vislab.core.engine import new_run_dir
 from vislab.core.report import Section, Table, hardware, rich_console, to_yaml, write_report
 from vislab.labs.siamese.config import SiameseRunConfig
@@ -18,6 +17,7 @@ from vislab.labs.siamese.data import FaceData, load_data, on_split
 from vislab.labs.siamese.lab import evaluate_pretrained, evaluate_run, load_model, split_embeddings, train
 from vislab.labs.siamese.metrics import pair_distances, verification_metrics
 from vislab.labs.siamese.objective import SiameseObjective
+from vislab.labs.siamese.plots import distance_distributions, verification_roc
 
 
 def compare_margins(cfg: SiameseRunConfig, margins=(1.0, 2.0), progress: bool = True) -> Path:
@@ -39,8 +39,8 @@ def compare_margins(cfg: SiameseRunConfig, margins=(1.0, 2.0), progress: bool = 
         v = verification_metrics(d, s)
         rocs[name] = v
         r["same_mean"], r["different_mean"] = float(d[s == 1].mean()), float(d[s == 0].mean())
-    plots.distance_distributions(dists, out / "plots" / "distances.png", title="Test pair distances by margin")
-    plots.verification_roc(rocs, out / "plots" / "roc.png")
+    distance_distributions(dists, out / "plots" / "distances.png", title="Test pair distances by margin")
+    verification_roc(rocs, out / "plots" / "roc.png")
     table = Table(["margin", "AUC", "EER %", "acc @ val thr", "P@1", "MAP@R", "mean d same", "mean d different"],
                   [[k, r["auc"], 100 * r["eer"], r["accuracy"], r["precision_at_1"], r["map_at_r"], r["same_mean"],
                     r["different_mean"]] for k, r in results.items()])
@@ -58,7 +58,8 @@ def _loss_choice(choice: str) -> dict:
         return {"loss": "contrastive", "form": opt or "hadsell"}
     if kind == "triplet":
         return {"loss": "triplet", "miner": opt or "none"}
-    raise ValueError(f"search.loss entry {choice!r}: use contrastive:<original|hadsell> or triplet:<none|batch-hard|semi-hard>")
+    raise ValueError(f"search.loss entry {choice!r}: use contrastive:<original|hadsell> or "
+                     "triplet:<none|batch-hard|semi-hard>")
 
 
 def suggest(trial, cfg: SiameseRunConfig) -> dict[str, Any]:
@@ -200,9 +201,11 @@ def write_search_report(study, cfg: SiameseRunConfig, out: Path, data: FaceData,
         best_run = train(c, progress=progress, data=data, run_dir=out / "best")
     elif not (best_run / "metrics.json").is_file():
         evaluate_run(best_run, data, console=console)
-    (out / "best.json").write_text(json.dumps({"trial": best.number, "value": best.value, "objective": cfg.search.objective,
-                                               "params": best.params, "run": str(best_run),
-                                               "config": with_params(cfg, best.params).model_dump(mode="json")}, indent=2))
+    (out / "best.json").write_text(json.dumps({"trial": best.number, "value": best.value,
+                                               "objective": cfg.search.objective, "params": best.params,
+                                               "run": str(best_run),
+                                               "config": with_params(cfg, best.params).model_dump(mode="json")},
+                                              indent=2))
     (out / "best.yaml").write_text(to_yaml(with_params(cfg, best.params).model_dump(mode="json")))
     cols = ["trial", "state", "value", "loss", "lr", "margin", "step_size", "gamma", "epochs", "embedding_dim",
             "val_eer", "seconds"]
@@ -273,7 +276,8 @@ def repeat_splits(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), baseline: bool 
             rows["pretrained, no training"].append({"seed": seed, **{k: b[k] for k in keys}})
     summary = {name: {k: {"mean": float(np.mean([r[k] for r in rs])), "std": float(np.std([r[k] for r in rs], ddof=1))
                           if len(rs) > 1 else 0.0} for k in keys} for name, rs in rows.items() if rs}
-    (out / "splits.json").write_text(json.dumps({"seeds": list(seeds), "loss": SiameseObjective.from_config(cfg).describe(),
+    (out / "splits.json").write_text(json.dumps({"seeds": list(seeds),
+                                                 "loss": SiameseObjective.from_config(cfg).describe(),
                                                  "runs": rows, "summary": summary}, indent=2))
     import csv
     with open(out / "splits.csv", "w", newline="") as f:

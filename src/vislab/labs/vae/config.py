@@ -37,9 +37,12 @@ class VaeModelConfig(Strict):
     latent_dim: int | None = None
     """null: the model's own (vae 32, conv-vae/cvae 64)."""
     width: int = Field(64, ge=1)
-    """conv-vae/cvae: channels of the first conv (the second has twice as many); ignored by vae. (docs: labs/vae.md compares widths)."""
+    """conv-vae/cvae: channels of the first conv (the second has twice as many); ignored by vae. (docs: labs/vae.md
+    compares widths)."""
     depth: int = Field(0, ge=0)
-    """conv-vae/cvae: 3x3 conv layers after each decoder upsampling (and, for cvae, the class as channels at every decoder resolution); 0 = the plain two-layer transposed-conv decoder. (docs: labs/vae.md measures depth 1 against 0)."""
+    """conv-vae/cvae: 3x3 conv layers after each decoder upsampling (and, for cvae, the class as channels at every
+    decoder resolution); 0 = the plain two-layer transposed-conv decoder. (docs: labs/vae.md measures depth 1
+    against 0)."""
     beta: float = 1.0
     """Weight of the KL term (beta-VAE); must be > 0."""
     likelihood: Literal["bernoulli", "gaussian"] = "bernoulli"
@@ -61,15 +64,20 @@ class VaeEvalConfig(Strict):
     inception: bool = False
     """Also FID (b) with Inception-v3 features (torchmetrics + torch-fidelity; slow on CPU)."""
     inception_weights: str | None = None
-    """Path of torch-fidelity's Inception weights file (weights-inception-2015-12-05-6726825d.pth). null: download (online only)."""
+    """Path of torch-fidelity's Inception weights file (weights-inception-2015-12-05-6726825d.pth). null: download
+    (online only)."""
     controllability_n: int = Field(1000, ge=1)
     """cVAE samples per class for controllability."""
     fitted_prior: bool = True
-    """Also sample from a density per class fitted to the training images' latent codes (vae.FittedPrior, saved beside the checkpoint as <stem>.prior.safetensors): FID (a) and controllability for those samples."""
+    """Also sample from a density per class fitted to the training images' latent codes (vae.FittedPrior, saved
+    beside the checkpoint as <stem>.prior.safetensors): FID (a) and controllability for those samples."""
     prior_components: int = Field(10, ge=1)
-    """Gaussian components per class of the fitted prior (1: one Gaussian moment-matched to the aggregated posterior; K > 1: a K-component mixture fitted by EM)."""
+    """Gaussian components per class of the fitted prior (1: one Gaussian moment-matched to the aggregated posterior;
+    K > 1: a K-component mixture fitted by EM)."""
     temperatures: list[Annotated[float, Field(ge=0)]] = Field(default_factory=lambda: [0.8, 0.6, 0.4])
-    """Fitted-prior sampling temperatures measured beside 1 (code = component mean + T x its spread; T < 1 trades diversity for typical samples, like truncation; T > 1 the reverse): FID (a) and controllability at each, plus plots/temperature_sweep.png. []: none."""
+    """Fitted-prior sampling temperatures measured beside 1 (code = component mean + T x its spread; T < 1 trades
+    diversity for typical samples, like truncation; T > 1 the reverse): FID (a) and controllability at each, plus
+    plots/temperature_sweep.png. []: none."""
     iwae_k: int = Field(0, ge=0)
     """k > 0: also the importance-weighted log-likelihood bound with k samples per test image."""
     detail_classes: list[str] | None = None
@@ -86,7 +94,8 @@ class VaeRunConfig(Strict):
     data: VaeDataConfig = Field(default_factory=VaeDataConfig)
     model: VaeModelConfig = Field(default_factory=VaeModelConfig)
     eval: VaeEvalConfig = Field(default_factory=VaeEvalConfig)
-    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="vae-adam", augment=False, channels_last=False))
+    train: TrainConfig = Field(default_factory=lambda: TrainConfig(recipe="vae-adam", augment=False,
+                                                                   channels_last=False))
 
     @model_validator(mode="before")
     @classmethod

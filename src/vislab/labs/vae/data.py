@@ -38,7 +38,8 @@ def read_idx(path: str | Path, ndim: int | None = None) -> np.ndarray:
     try:
         raw = gzip.open(path).read() if path.suffix == ".gz" else path.read_bytes()
     except (OSError, EOFError) as e:  # bad gzip stream, or cut short inside it
-        raise DataError(f"{path}: cannot be read as gzip ({type(e).__name__}: {e}); the download may be truncated") from None
+        raise DataError(f"{path}: cannot be read as gzip ({type(e).__name__}: {e}); "
+                        "the download may be truncated") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         magic = int.from_bytes(raw[:4].ljust(4, b"\0"), "big")
         raise DataError(f"{path}: not an IDX file (magic number {magic} = 0x{magic:08x}; expected 0x0000TTNN, e.g. "
@@ -92,9 +93,9 @@ def load_torchvision_fashion_mnist(root: str | Path, download: bool = True) -> t
         try:
             ds = FashionMNIST(str(root), train=train, download=download)
         except Exception as e:
-            raise DataError(f"torchvision Fashion-MNIST could not be {'downloaded to' if download else 'found in'} {root} "
-                            f"({type(e).__name__}: {str(e).splitlines()[0][:160]}). Offline? Put the four IDX .gz files "
-                            f"in a folder and read them with load_fashion_mnist.") from None
+            raise DataError(f"torchvision Fashion-MNIST could not be {'downloaded to' if download else 'found in'} "
+                            f"{root} ({type(e).__name__}: {str(e).splitlines()[0][:160]}). Offline? Put the four IDX "
+                            f".gz files in a folder and read them with load_fashion_mnist.") from None
         out.append(ImageSet(ds.data.numpy()[:, None].copy(), ds.targets.numpy().astype(np.int64),
                             list(FASHION_MNIST_CLASSES), f"torchvision FashionMNIST {root}"))
     return out[0], out[1]

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -40,12 +40,14 @@ from vislab.labs.vae.metrics import (
     kl_per_dim,
     reconstruction_accuracy,
     samples_by_class,
+    temperature_sweep,
     to_unit,
     traversal,
     traversal_dims,
 )
 from vislab.labs.vae.models import create_vae_model
-from vislab.labs.vae.plots import mosaic_panels, temperature_sweep
+from vislab.labs.vae.plots import mosaic_panels
+from vislab.labs.vae.plots import temperature_sweep as plot_temperature_sweep
 from vislab.labs.vae.prior import FittedPrior, checkpoint_file, fit_prior, load_or_fit_prior, prior_path
 
 
@@ -135,14 +137,17 @@ def eda(cfg: VaeRunConfig, out: str | Path | None = None, data: VaeData | None =
     pdir = out / "plots"
     tr, te = data.train, data.test
     classes = tr.classes
-    counts = {name: {c: int((s.labels == i).sum()) for i, c in enumerate(classes)} for name, s in (("train", tr), ("test", te))}
+    counts = {name: {c: int((s.labels == i).sum()) for i, c in enumerate(classes)}
+              for name, s in (("train", tr), ("test", te))}
     rng = np.random.default_rng(0)
-    sub = {name: s.images[rng.choice(len(s), min(len(s), 5000), replace=False)] for name, s in (("train", tr), ("test", te))}
+    sub = {name: s.images[rng.choice(len(s), min(len(s), 5000), replace=False)]
+           for name, s in (("train", tr), ("test", te))}
     nonzero = {name: (s.images.reshape(len(s), -1) > 0).mean(1) for name, s in (("train", tr), ("test", te))}
     stats = {"images": {"train": len(tr), "test": len(te)}, "shape": list(tr.images.shape[1:]), "counts": counts,
              "mean_intensity": {k: float(v.mean()) for k, v in sub.items()},
              "nonzero_share": {k: float(v.mean()) for k, v in nonzero.items()},
-             "nonzero_share_per_class": {c: float(nonzero["train"][tr.labels == i].mean()) for i, c in enumerate(classes)},
+             "nonzero_share_per_class": {c: float(nonzero["train"][tr.labels == i].mean())
+                                         for i, c in enumerate(classes)},
              "zero_pixels_share": {k: float((v == 0).mean()) for k, v in sub.items()},
              "sample_for_pixel_stats": 5000}
     out.mkdir(parents=True, exist_ok=True)
@@ -165,9 +170,11 @@ def eda(cfg: VaeRunConfig, out: str | Path | None = None, data: VaeData | None =
             f"lowest for {min(stats['nonzero_share_per_class'], key=stats['nonzero_share_per_class'].get)} and highest "
             f"for {max(stats['nonzero_share_per_class'], key=stats['nonzero_share_per_class'].get)}. Most pixels are "
             "near 0 or bright: a Bernoulli likelihood over [0, 1] intensities fits this well.")
-    write_report(out, "Fashion-MNIST EDA", [Section("Summary", text, [Table(["class", "train", "test", "non-zero share"],
-                 [[c, counts["train"][c], counts["test"][c], stats["nonzero_share_per_class"][c]] for c in classes])],
-                 figs)])
+    write_report(out, "Fashion-MNIST EDA",
+                 [Section("Summary", text, [Table(["class", "train", "test", "non-zero share"],
+                                                  [[c, counts["train"][c], counts["test"][c],
+                                                    stats["nonzero_share_per_class"][c]] for c in classes])],
+                          figs)])
     return out
 
 
@@ -251,22 +258,25 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
         for suffix, pr in [("", None)] + ([("_fitted", prior)] if prior is not None else []):
             grid, got = samples_by_class(model, classifier, classes, prior=pr)
             figs.append(mosaic_panels({what + (", fitted prior" if pr else ""): (grid, len(classes), 20)},
-                                            pdir / f"samples_per_class{suffix}.png",
-                                            row_labels=[c if model.conditional else f"{c} ({got[c]})" for c in classes]))
+                                      pdir / f"samples_per_class{suffix}.png",
+                                      row_labels=[c if model.conditional else f"{c} ({got[c]})" for c in classes]))
             if chosen:
-                figs.append(_detail_figure(model, classifier, classes, chosen, pdir / f"detail_classes{suffix}.png", pr))
+                figs.append(_detail_figure(model, classifier, classes, chosen, pdir / f"detail_classes{suffix}.png",
+                                           pr))
         if prior is not None and len(out["fitted_prior"]["temperature_sweep"]) > 1:
-            figs.append(temperature_sweep(out["fitted_prior"]["temperature_sweep"], pdir / "temperature_sweep.png",
+            figs.append(plot_temperature_sweep(out["fitted_prior"]["temperature_sweep"], pdir / "temperature_sweep.png",
                                                 title="Fitted prior: sampling temperature (1 = the fitted density)"))
     if ev.tsne:
         figs.append(plots.tsne_scatter(mu, t.labels, classes, pdir / "latent_tsne.png",
-                                       title=f"t-SNE of test posterior means ({cfg.model.name}, beta {cfg.model.beta:g})"))
+                                       title=f"t-SNE of test posterior means ({cfg.model.name}, "
+                                             f"beta {cfg.model.beta:g})"))
     out["eval_seconds"] = round(time.time() - t0, 1)
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     _print_summary(console, out)
     write_report(run_dir, f"{cfg.model.name} (beta {cfg.model.beta:g}) on Fashion-MNIST",
                  [Section("Results", _summary_text(out), [results_table({run_dir.name: out})], figs),
-                  Section("Configuration", tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))])],
+                  Section("Configuration",
+                          tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))])],
                  meta={"hardware": out["hardware"]})
     return out
 
@@ -297,9 +307,9 @@ def _detail_figure(model, classifier, classes, chosen, path, prior: FittedPrior 
 def _summary_text(m: dict) -> str:
     t = m["test_nats_per_image"]
     s = (f"Test loss per image ({t['likelihood']} likelihood, nats): total {t['total']:.2f} = reconstruction "
-         f"{t['recon']:.2f} + {t['beta']:g} x KL {t['kl']:.2f}. {m['active_dims']} of {m['latent_dim']} latent dimensions "
-         f"active (mean KL > {ACTIVE_KL} nats). FID (a, classifier features, {m['fid']['n']:,} vs {m['fid']['n']:,}): "
-         f"{m['fid']['classifier']:.2f}.")
+         f"{t['recon']:.2f} + {t['beta']:g} x KL {t['kl']:.2f}. {m['active_dims']} of {m['latent_dim']} latent "
+         f"dimensions active (mean KL > {ACTIVE_KL} nats). FID (a, classifier features, {m['fid']['n']:,} vs "
+         f"{m['fid']['n']:,}): {m['fid']['classifier']:.2f}.")
     if "inception" in m["fid"]:
         s += f" FID (b, Inception-v3): {m['fid']['inception']:.2f}."
     if "reconstruction_accuracy" in m:
@@ -314,13 +324,15 @@ def _summary_text(m: dict) -> str:
     if "fitted_prior" in m:
         f = m["fitted_prior"]
         k = f.get("components", 1)
-        what = f"{k} Gaussians per class" if f.get("per_class", "controllability" in f) else f"a mixture of {k} Gaussians"
+        what = (f"{k} Gaussians per class" if f.get("per_class", "controllability" in f)
+                else f"a mixture of {k} Gaussians")
         s += f" Sampling from the fitted prior ({what}) instead of N(0, I): FID (a) {f['fid']['classifier']:.2f}"
         if "inception" in f["fid"]:
             s += f", FID (b) {f['fid']['inception']:.2f}"
         if "controllability" in f:
             c = f["controllability"]
-            s += f", controllability {100 * c['mean']:.1f}% mean, worst class {c['worst_class']} {100 * c['worst']:.1f}%"
+            s += (f", controllability {100 * c['mean']:.1f}% mean, worst class {c['worst_class']} "
+                  f"{100 * c['worst']:.1f}%")
         s += "."
         cooler = [r for r in f.get("temperature_sweep", []) if r["temperature"] != 1.0]
         if cooler:
@@ -346,20 +358,21 @@ def results_table(results: dict[str, dict]) -> Table:
         f = m.get("fitted_prior", {})
         fc = f.get("controllability")
         ra = m.get("reconstruction_accuracy", {}).get("mean")
-        rows.append([name, m["model"], m["beta"], m.get("epochs"), t["total"], t["recon"], t["kl"], t["recon"] + t["kl"],
-                     m["active_dims"],
+        rows.append([name, m["model"], m["beta"], m.get("epochs"), t["total"], t["recon"], t["kl"],
+                     t["recon"] + t["kl"], m["active_dims"],
                      m["fid"]["classifier"], m["fid"].get("inception", "-"),
                      f"{100 * ra:.1f}%" if ra is not None else "-",
                      f"{100 * c['mean']:.1f}% (worst {c['worst_class']} {100 * c['worst']:.1f}%)" if c else "-",
                      f.get("fid", {}).get("classifier", "-"),
                      f"{100 * fc['mean']:.1f}% (worst {fc['worst_class']} {100 * fc['worst']:.1f}%)" if fc else "-"])
-    return Table(["run", "model", "beta", "epochs", "total (nats)", "reconstruction", "KL", "-ELBO (beta 1)", "active dims",
-                  "FID (a) classifier", "FID (b) Inception", "classifier on reconstructions", "controllability",
-                  "FID (a) fitted prior", "controllability fitted prior"], rows,
+    return Table(["run", "model", "beta", "epochs", "total (nats)", "reconstruction", "KL", "-ELBO (beta 1)",
+                  "active dims", "FID (a) classifier", "FID (b) Inception", "classifier on reconstructions",
+                  "controllability", "FID (a) fitted prior", "controllability fitted prior"], rows,
                  caption="Per test image, nats: total = reconstruction + beta x KL (what was trained), -ELBO = "
-                         "reconstruction + KL (a bound on -log p(x), comparable across beta); Bernoulli likelihood unless "
-                         "stated; FID compares only within one extractor. Samples come from N(0, I) unless the column "
-                         "says fitted prior (a Gaussian mixture per class fitted to the training codes, FittedPrior).")
+                         "reconstruction + KL (a bound on -log p(x), comparable across beta); Bernoulli likelihood "
+                         "unless stated; FID compares only within one extractor. Samples come from N(0, I) unless the "
+                         "column says fitted prior (a Gaussian mixture per class fitted to the training codes, "
+                         "FittedPrior).")
 
 
 def evaluate(checkpoint: str | Path, overrides: dict | None = None, **kw) -> dict:

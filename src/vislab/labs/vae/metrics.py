@@ -35,7 +35,7 @@ def to_unit(images) -> torch.Tensor:
 
 @torch.no_grad()
 def generate(model: nn.Module, n: int, labels=None, seed: int = 0, batch_size: int = 1000,
-             temperature: float = 1.0, prior: "FittedPrior | None" = None) -> torch.Tensor:
+             temperature: float = 1.0, prior: FittedPrior | None = None) -> torch.Tensor:
     """n images in [0, 1] (N, 1, 28, 28) from the prior N(0, I) or a FittedPrior (seeded). A conditional model
     gets `labels` (N,), by default every class in turn (n/10 each); an unconditional one ignores them."""
     g = torch.Generator().manual_seed(seed)
@@ -80,7 +80,8 @@ def temperature_sweep(model: nn.Module, classifier, classes: Sequence[str], prio
         fake = generate(model, len(real), seed=1, temperature=t, prior=prior)
         row = {"temperature": t, "fid_classifier": fid_classifier(real, fake, classifier)}
         if model.conditional:
-            row["controllability"] = controllability(model, classifier, classes, n_per_class, temperature=t, prior=prior)
+            row["controllability"] = controllability(model, classifier, classes, n_per_class, temperature=t,
+                                                     prior=prior)
         rows.append(row)
     return rows
 
@@ -160,7 +161,8 @@ def traversal(model: nn.Module, z0: np.ndarray, y: int | None = None, dims: Sequ
 
 
 def samples_by_class(model: nn.Module, classifier, classes: Sequence[str], per_class: int = 20,
-                     seed: int = 0, pool: int = 4000, prior: FittedPrior | None = None) -> tuple[torch.Tensor, dict[str, int]]:
+                     seed: int = 0, pool: int = 4000,
+                     prior: FittedPrior | None = None) -> tuple[torch.Tensor, dict[str, int]]:
     """`per_class` samples of each class in class order (per_class * 10 images): a conditional model's
     samples of that class; an unconditional model's samples that the classifier assigns to it (drawn from
     a pool of `pool` samples; how many each class got is returned, a class may run short)."""
@@ -175,7 +177,8 @@ def samples_by_class(model: nn.Module, classifier, classes: Sequence[str], per_c
         rows = np.flatnonzero(pred == i)
         counts[c] = int(len(rows))
         pick = imgs[rows[:per_class]]
-        out.append(torch.cat([pick, torch.ones(per_class - len(pick), *imgs.shape[1:])]) if len(pick) < per_class else pick)
+        out.append(torch.cat([pick, torch.ones(per_class - len(pick), *imgs.shape[1:])]) if len(pick) < per_class
+                   else pick)
     return torch.cat(out), counts
 
 

@@ -6,8 +6,8 @@
 
 Every model maps x in [0, 1] (N, 1, 28, 28) to {"out", "mu", "logvar", "z", "x"}: `out` are the
 decoder's logits (Bernoulli likelihood) or means (Gaussian), `z` the reparameterised sample
-mu + sigma * eps (mu itself in eval mode unless `sample=True`), `x` the input (for the loss). beta-VAE is any of them trained
-with beta != 1 (`losses.elbo_loss`). `decode(z, y)` and `sample(n, y)` generate.
+mu + sigma * eps (mu itself in eval mode unless `sample=True`), `x` the input (for the loss). beta-VAE is
+any of them trained with beta != 1 (`losses.elbo_loss`). `decode(z, y)` and `sample(n, y)` generate.
 """
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ class _VAE(nn.Module):
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out.clamp(0, 1)
 
     @torch.no_grad()
-    def sample(self, n: int, y=None, generator: torch.Generator | None = None, temperature: float = 1.0) -> torch.Tensor:
+    def sample(self, n: int, y=None, generator: torch.Generator | None = None,
+               temperature: float = 1.0) -> torch.Tensor:
         """n images from the prior N(0, temperature^2 I), as mean images in [0, 1] (N, 1, 28, 28)."""
         device = next(self.parameters()).device
         z = temperature * torch.randn(n, self.latent_dim, generator=generator).to(device)
@@ -103,7 +104,8 @@ class ConvVAE(_VAE):
         self.mu, self.logvar = nn.Linear(256, latent_dim), nn.Linear(256, latent_dim)
         self.dec_fc = nn.Sequential(nn.Linear(latent_dim + c, 256), nn.ReLU(), nn.Linear(256, 2 * w * 7 * 7), nn.ReLU())
         if depth == 0:
-            self.dec = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(w, 1, 4, 2, 1))
+            self.dec = nn.Sequential(nn.ConvTranspose2d(2 * w, w, 4, 2, 1), nn.ReLU(),
+                                     nn.ConvTranspose2d(w, 1, 4, 2, 1))
             return
 
         def refine(ch):
@@ -153,7 +155,8 @@ def create_vae_model(name: str, latent_dim: int | None = None, num_classes: int 
         raise ValueError(f"unknown VAE model {name!r}; models are {sorted(VAE_MODELS)}")
     if likelihood not in ("bernoulli", "gaussian"):
         raise ValueError(f"unknown likelihood {likelihood!r}; use 'bernoulli' or 'gaussian'")
-    kw = {"num_classes": num_classes, "width": width, "depth": depth} | ({"latent_dim": latent_dim} if latent_dim is not None else {})
+    kw = ({"num_classes": num_classes, "width": width, "depth": depth}
+          | ({"latent_dim": latent_dim} if latent_dim is not None else {}))
     model = VAE_MODELS[name](**kw)
     model.likelihood = likelihood
     return model

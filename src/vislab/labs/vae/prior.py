@@ -33,7 +33,7 @@ class FittedPrior:
 
     @classmethod
     def fit(cls, mu: np.ndarray, logvar: np.ndarray, labels: np.ndarray | None = None, num_classes: int = 1,
-            components: int = 1, seed: int = 0) -> "FittedPrior":
+            components: int = 1, seed: int = 0) -> FittedPrior:
         """labels=None: one density over all codes; else one per class 0..num_classes-1 (a class needs at least
         max(2, components) codes)."""
         mu, var = np.asarray(mu, np.float64), np.exp(np.asarray(logvar, np.float64))
@@ -48,10 +48,12 @@ class FittedPrior:
                                  f"got {len(rows)}")
             extra = np.diag(var[rows].mean(0))
             if components == 1:
-                w, m, covs = np.ones(1), mu[rows].mean(0)[None], (np.cov(mu[rows], rowvar=False).reshape(d, d) + extra)[None]
+                w, m, covs = (np.ones(1), mu[rows].mean(0)[None],
+                              (np.cov(mu[rows], rowvar=False).reshape(d, d) + extra)[None])
             else:
                 from sklearn.mixture import GaussianMixture
-                gm = GaussianMixture(components, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(mu[rows])
+                gm = GaussianMixture(components, covariance_type="full", reg_covar=1e-4,
+                                     random_state=seed).fit(mu[rows])
                 w, m, covs = gm.weights_, gm.means_, gm.covariances_ + extra
             ws.append(w)
             means.append(m)
@@ -88,7 +90,7 @@ class FittedPrior:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "FittedPrior":
+    def load(cls, path: str | Path) -> FittedPrior:
         from safetensors.torch import load_file
         t = load_file(str(path))
         missing = {"weights", "mean", "chol", "counts"} - set(t)
