@@ -8,6 +8,7 @@ Precedence when a command builds its config: defaults < base (a checkpoint's own
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -23,19 +24,25 @@ Overrides = Annotated[Optional[list[str]], typer.Argument(help="section.field=va
 ProgressOpt = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bars.")]
 OutDirOpt = Annotated[Optional[Path], typer.Option("--out", help="Output folder.")]
 # engine flags shared by every lab's train command
-EpochsOpt = Annotated[Optional[int], typer.Option()]
+EpochsOpt = Annotated[Optional[int], typer.Option(help="Passes over the training split (train.epochs).")]
 MaxStepsOpt = Annotated[Optional[int], typer.Option(help="Total optimizer steps (budget).")]
-BatchOpt = Annotated[Optional[int], typer.Option()]
-LrOpt = Annotated[Optional[float], typer.Option()]
+BatchOpt = Annotated[Optional[int], typer.Option(help="Training batch size per device (train.batch_size).")]
+LrOpt = Annotated[Optional[float], typer.Option(help="Learning rate; the peak for one-cycle (train.lr).")]
 AccelOpt = Annotated[Optional[str], typer.Option(help="cpu, gpu, auto.")]
 DevicesOpt = Annotated[Optional[str], typer.Option(help="Number of devices/processes.")]
 StrategyOpt = Annotated[Optional[str], typer.Option(help="auto or ddp.")]
 PrecisionOpt = Annotated[Optional[str], typer.Option(help="32-true, bf16-mixed, 16-mixed.")]
-SeedOpt = Annotated[Optional[int], typer.Option()]
-DeterministicOpt = Annotated[Optional[bool], typer.Option("--deterministic/--fast")]
+SeedOpt = Annotated[Optional[int], typer.Option(help="Seed of init, shuffling, augmentation (train.seed).")]
+DeterministicOpt = Annotated[Optional[bool], typer.Option(
+    "--deterministic/--fast", help="torch deterministic algorithms (train.deterministic).")]
 ResumeOpt = Annotated[Optional[Path], typer.Option(help="Run folder to continue from its last checkpoint.")]
 OutOpt = Annotated[Optional[str], typer.Option(help="Folder for runs (default runs/).")]
 NameOpt = Annotated[Optional[str], typer.Option(help="Run name.")]
+
+ENGINE_OPTIONS = {"epochs": EpochsOpt, "max_steps": MaxStepsOpt, "batch_size": BatchOpt, "lr": LrOpt,
+                  "accelerator": AccelOpt, "devices": DevicesOpt, "strategy": StrategyOpt, "precision": PrecisionOpt,
+                  "seed": SeedOpt, "deterministic": DeterministicOpt}
+"""The engine options every train command takes (`engine_options` adds them)."""
 
 ENGINE_FLAGS = {"recipe": "train.recipe", "epochs": "train.epochs", "max_steps": "train.max_steps",
                 "batch_size": "train.batch_size", "lr": "train.lr", "accelerator": "train.accelerator",
@@ -112,3 +119,24 @@ def build_config(model_cls, flag_map: dict[str, str], config: str | Path | None,
     for layer in layers:
         merged = deep_merge(merged, layer)
     return load_config(None, merged, model=model_cls)
+
+
+def engine_options(fn):
+    """Add the shared engine options (--epochs, --max-steps, --batch-size, --lr, --accelerator, --devices,
+    --strategy, --precision, --seed, --deterministic/--fast) to a command; the command receives the ones
+    given as one dict, `engine`, to pass on to `build_config(..., **engine)`."""
+    sig = inspect.signature(fn, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.name != "engine"]
+    extra = [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=a)
+             for n, a in ENGINE_OPTIONS.items()]
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        engine = {n: k.pop(n) for n in ENGINE_OPTIONS if n in k}
+        return fn(*a, engine=engine, **k)
+
+    kinds = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind == p.POSITIONAL_OR_KEYWORD and
+             p.default is not p.empty else p for p in own]
+    wrapper.__signature__ = sig.replace(parameters=[p for p in kinds if p.kind != p.KEYWORD_ONLY]
+                                        + [p for p in kinds if p.kind == p.KEYWORD_ONLY] + extra)
+    return wrapper

@@ -8,24 +8,16 @@ import typer
 
 from vislab.core.cli import (
     ENGINE_FLAGS,
-    AccelOpt,
-    BatchOpt,
     ConfigOpt,
-    DeterministicOpt,
-    DevicesOpt,
     EpochsOpt,
-    LrOpt,
-    MaxStepsOpt,
     NameOpt,
     OutOpt,
     Overrides,
-    PrecisionOpt,
     ProgressOpt,
     ResumeOpt,
-    SeedOpt,
-    StrategyOpt,
     build_config,
     console,
+    engine_options,
     friendly,
 )
 
@@ -85,6 +77,7 @@ def cifar_preview_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
 
 @app.command("train")
 @friendly
+@engine_options
 def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
                     source: Annotated[Optional[str], typer.Option(help="folder, pickles or torchvision.")] = None,
                     model: CifarModel = None, recipe: CifarRecipe = None, augment: CifarAugment = None,
@@ -94,27 +87,15 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
                     separable: Annotated[Optional[bool], typer.Option("--separable/--no-separable",
                                                                       help="D blocks depthwise-separable.")] = None,
                     freeze: Annotated[Optional[int], typer.Option(help="transfer:* leading layers frozen.")] = None,
-                    epochs: EpochsOpt = None,
-                    max_steps: MaxStepsOpt = None,
-                    batch_size: BatchOpt = None,
-                    lr: LrOpt = None,
-                    accelerator: AccelOpt = None,
-                    devices: DevicesOpt = None,
-                    strategy: StrategyOpt = None,
-                    precision: PrecisionOpt = None,
-                    seed: SeedOpt = None,
-                    deterministic: DeterministicOpt = None,
                     resume: ResumeOpt = None,
                     out: OutOpt = None,
                     name: NameOpt = None,
-                    progress: ProgressOpt = True):
+                    progress: ProgressOpt = True, engine: dict | None = None):
     """Train one CIFAR-10 model; writes checkpoints, logs, test metrics and report.html."""
     from vislab.labs.cifar import lab as cifar
     cfg = build_cifar_config(config, overrides, data=data, source=source, model=model, recipe=recipe, augment=augment,
-                             limit=limit, pretrained=pretrained, separable=separable, freeze=freeze, epochs=epochs,
-                             max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
-                             devices=devices, strategy=strategy, precision=precision, seed=seed,
-                             deterministic=deterministic, out=out, name=name)
+                             limit=limit, pretrained=pretrained, separable=separable, freeze=freeze, out=out,
+                             name=name, **engine)
     run_dir = cifar.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
         console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")

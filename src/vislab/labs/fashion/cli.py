@@ -9,24 +9,16 @@ import typer
 
 from vislab.core.cli import (
     ENGINE_FLAGS,
-    AccelOpt,
-    BatchOpt,
     ConfigOpt,
-    DeterministicOpt,
-    DevicesOpt,
     EpochsOpt,
-    LrOpt,
-    MaxStepsOpt,
     NameOpt,
     OutOpt,
     Overrides,
-    PrecisionOpt,
     ProgressOpt,
     ResumeOpt,
-    SeedOpt,
-    StrategyOpt,
     build_config,
     console,
+    engine_options,
     err,
     fail,
     friendly,
@@ -82,6 +74,7 @@ def eda_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt
 
 @app.command("train")
 @friendly
+@engine_options
 def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None, csv: CsvOpt = None,
               image_dir: ImageDirOpt = None, image_col: ImageColOpt = None, label_cols: LabelColsOpt = None,
               image_size: SizeOpt = None, limit: LimitOpt = None,
@@ -91,28 +84,16 @@ def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataO
               freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone/--finetune",
                                                                       help="Linear probe on cached features.")] = None,
               recipe: Annotated[Optional[str], typer.Option(help="baseline or tuned.")] = None,
-              epochs: EpochsOpt = None,
-              max_steps: MaxStepsOpt = None,
-              batch_size: BatchOpt = None,
-              lr: LrOpt = None,
-              accelerator: AccelOpt = None,
-              devices: DevicesOpt = None,
-              strategy: StrategyOpt = None,
-              precision: PrecisionOpt = None,
-              seed: SeedOpt = None,
-              deterministic: DeterministicOpt = None,
               resume: ResumeOpt = None,
               out: OutOpt = None,
               name: NameOpt = None,
-              progress: ProgressOpt = True):
+              progress: ProgressOpt = True, engine: dict | None = None):
     """Train a multi-task model; writes checkpoints, logs, test metrics and report.html."""
     from vislab.labs.fashion import lab as fashion
     cfg = build_fashion_config(config, overrides, data=data, csv=csv, image_dir=image_dir, image_col=image_col,
                                label_cols=label_cols, image_size=image_size, limit=limit, backbone=backbone,
-                               pretrained=pretrained, freeze_backbone=freeze_backbone, recipe=recipe, epochs=epochs,
-                               max_steps=max_steps, batch_size=batch_size, lr=lr, accelerator=accelerator,
-                               devices=devices, strategy=strategy, precision=precision, seed=seed,
-                               deterministic=deterministic, out=out, name=name)
+                               pretrained=pretrained, freeze_backbone=freeze_backbone, recipe=recipe, out=out,
+                               name=name, **engine)
     run_dir = fashion.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
         console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}\n"

@@ -9,23 +9,16 @@ import typer
 
 from vislab.core.cli import (
     ENGINE_FLAGS,
-    AccelOpt,
-    BatchOpt,
     ConfigOpt,
-    DeterministicOpt,
-    DevicesOpt,
     EpochsOpt,
-    LrOpt,
-    MaxStepsOpt,
     NameOpt,
     OutOpt,
     Overrides,
-    PrecisionOpt,
     ProgressOpt,
     ResumeOpt,
-    SeedOpt,
     build_config,
     console,
+    engine_options,
     floats,
     friendly,
 )
@@ -57,6 +50,7 @@ RunOpt = Annotated[Path, typer.Option(
 
 @app.command("train")
 @friendly
+@engine_options
 def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
                       loss: LossOpt = None, form: FormOpt = None, margin: MarginOpt = None, miner: MinerOpt = None,
                       distance: Annotated[Optional[str], typer.Option(
@@ -64,17 +58,13 @@ def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
                       embedding_dim: Annotated[Optional[int], typer.Option(help="Embedding size.")] = None,
                       backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
                       pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
-                      epochs: EpochsOpt = None, max_steps: MaxStepsOpt = None, batch_size: BatchOpt = None,
-                      lr: LrOpt = None, accelerator: AccelOpt = None, devices: DevicesOpt = None,
-                      precision: PrecisionOpt = None, seed: SeedOpt = None, deterministic: DeterministicOpt = None,
-                      resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = True):
+                      resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None,
+                      progress: ProgressOpt = True, engine: dict | None = None):
     """Train an embedding network; writes checkpoints, logs, test verification/retrieval metrics and report.html."""
     from vislab.labs.siamese import lab as siamese
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
                                distance=distance, embedding_dim=embedding_dim, backbone=backbone,
-                               pretrained=pretrained, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,
-                               accelerator=accelerator, devices=devices, precision=precision, seed=seed,
-                               deterministic=deterministic, out=out, name=name)
+                               pretrained=pretrained, out=out, name=name, **engine)
     run_dir = siamese.train(cfg, resume=resume, progress=progress)
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 

@@ -280,19 +280,6 @@ def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, pr
 # --------------------------------------------------------------------------- verify / gallery
 
 
-def _resolve(run_or_ckpt: str | Path) -> tuple[Path, Path]:
-    """(checkpoint, run folder) from a run folder or a checkpoint file."""
-    p = Path(run_or_ckpt)
-    if p.is_dir():
-        c = p / "checkpoints" / "best.safetensors"
-        if not c.is_file():
-            raise FileNotFoundError(f"{p}: no checkpoints/best.safetensors (is it a vislab run folder?)")
-        return c, p
-    if not p.is_file():
-        raise FileNotFoundError(f"{p}: no such run folder or checkpoint")
-    return p, p.parent.parent
-
-
 def _read_face(path: str | Path, size) -> np.ndarray:
     try:
         return load_image(path, tuple(size)).transpose(2, 0, 1)
@@ -303,7 +290,7 @@ def _read_face(path: str | Path, size) -> np.ndarray:
 def verify(run_or_ckpt: str | Path, img1: str | Path, img2: str | Path, threshold: float | None = None) -> dict:
     """Distance of two face images, the validation threshold, same/different and its confidence
     (P(same | distance) from the logistic calibration on validation pairs, or its complement)."""
-    path, run_dir = _resolve(run_or_ckpt)
+    path, run_dir = ckpt.resolve(run_or_ckpt)
     model, meta, _ = load_model(path)
     ver = run_dir / "verification.json"
     vinfo = json.loads(ver.read_text()) if ver.is_file() else {}
@@ -325,7 +312,7 @@ def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top:
             out: str | Path | None = None) -> dict:
     """The `top` gallery images nearest to a query image; `folder` holds images, directly or in person
     subfolders (then each match names its person). Writes a PNG of the query and its matches with `out`."""
-    path, _ = _resolve(run_or_ckpt)
+    path, _ = ckpt.resolve(run_or_ckpt)
     model, meta, _ = load_model(path)
     folder = Path(folder)
     if not folder.is_dir():

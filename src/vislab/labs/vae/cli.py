@@ -9,19 +9,15 @@ import typer
 
 from vislab.core.cli import (
     ENGINE_FLAGS,
-    AccelOpt,
-    BatchOpt,
     ConfigOpt,
-    EpochsOpt,
-    LrOpt,
     NameOpt,
     OutOpt,
     Overrides,
     ProgressOpt,
     ResumeOpt,
-    SeedOpt,
     build_config,
     console,
+    engine_options,
     floats,
     friendly,
 )
@@ -64,6 +60,7 @@ def vae_eda_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: Fmn
 
 @app.command("train")
 @friendly
+@engine_options
 def vae_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: FmnistData = None,
                   model: Annotated[Optional[str], typer.Option("--model", "-m", help="vae, conv-vae or cvae.")] = None,
                   beta: Annotated[Optional[float], typer.Option(help="KL weight (> 0).")] = None,
@@ -71,16 +68,16 @@ def vae_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: F
                   likelihood: Annotated[Optional[str], typer.Option(help="bernoulli or gaussian.")] = None,
                   limit_per_class: Annotated[Optional[int], typer.Option(
                       help="Train on N images per class (quick runs).")] = None,
-                  epochs: EpochsOpt = None, batch_size: BatchOpt = None, lr: LrOpt = None, accelerator: AccelOpt = None,
-                  seed: SeedOpt = None, classifier: ClassifierOpt = None, fid_n: FidNOpt = None,
+                  classifier: ClassifierOpt = None, fid_n: FidNOpt = None,
                   inception: InceptionOpt = None, inception_weights: InceptionWeightsOpt = None, iwae_k: IwaeOpt = None,
-                  resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = True):
+                  resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = True,
+                  engine: dict | None = None):
     """Train a VAE, then evaluate it: test nats per image, FID, controllability (cvae), grids, report.html."""
     from vislab.labs.vae import lab as vae
     cfg = build_vae_config(config, overrides, data=data, model=model, beta=beta, latent_dim=latent_dim,
-                           likelihood=likelihood, limit_per_class=limit_per_class, epochs=epochs, batch_size=batch_size,
-                           lr=lr, accelerator=accelerator, seed=seed, classifier=classifier, fid_n=fid_n,
-                           inception=inception, inception_weights=inception_weights, iwae_k=iwae_k, out=out, name=name)
+                           likelihood=likelihood, limit_per_class=limit_per_class, classifier=classifier, fid_n=fid_n,
+                           inception=inception, inception_weights=inception_weights, iwae_k=iwae_k, out=out,
+                           name=name, **engine)
     run_dir = vae.train(cfg, resume=resume, progress=progress)
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
@@ -158,17 +155,18 @@ def vae_compare_cmd(runs: Annotated[list[Path], typer.Argument(help="Evaluated V
 
 @app.command("classifier")
 @friendly
+@engine_options
 def vae_classifier_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: FmnistData = None,
-                       epochs: EpochsOpt = None, seed: SeedOpt = None, out: OutOpt = None, name: NameOpt = None,
+                       out: OutOpt = None, name: NameOpt = None,
                        resume: ResumeOpt = None,
                        ship: Annotated[bool, typer.Option(
                            "--ship", help="Copy the weights into the package (what FID uses by default).")] = False,
-                       progress: ProgressOpt = True):
+                       progress: ProgressOpt = True, engine: dict | None = None):
     """Train the Fashion-MNIST classifier behind FID (a) and controllability; prints its test accuracy."""
     from vislab.labs.vae import classifier as vae_classifier
     from vislab.labs.vae.config import ClassifierRunConfig
     cfg = build_config(ClassifierRunConfig, {"data": "data.root", **ENGINE_FLAGS}, config, overrides, None, data=data,
-                       epochs=epochs, seed=seed, out=out, name=name)
+                       out=out, name=name, **engine)
     run_dir = vae_classifier.train_classifier(cfg, resume=resume, progress=progress)
     m = json.loads((run_dir / "metrics.json").read_text())
     console.print(f"test accuracy {100 * m['test_accuracy']:.2f}%; weights {run_dir / 'classifier.safetensors'}")
