@@ -2,6 +2,7 @@
 precedence (defaults < base < YAML < implied < flags < overrides)."""
 from __future__ import annotations
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -48,3 +49,45 @@ def test_config_builder_precedence(tmp_path):
     own = build_config(CifarRunConfig, CIFAR_FLAGS, "cifar/fast", None, implied={"train": {"recipe": None}},
                        model="mlp")
     assert own.model.name == "mlp" and own.train.recipe == "mlp-sgd"
+
+
+def _vislab(*args):
+    import subprocess
+    import sys
+    return subprocess.run([sys.executable, "-m", "vislab", *map(str, args)], capture_output=True, text=True,
+                          env={**__import__("os").environ, "COLUMNS": "200"})
+
+
+def test_bad_values_fail_fast_with_the_flag_and_the_range(tmp_path):
+    res = _vislab("fashion", "train", "--epochs", "-1", "--batch-size", "0", "--lr", "-1", "--limit", "0",
+                  "--out", tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    for part in ("train.epochs (--epochs): Input should be greater than or equal to 1 (got -1)",
+                 "train.batch_size (--batch-size)", "train.lr (--lr): Input should be greater than 0",
+                 "data.limit (--limit)"):
+        assert part in res.stderr, res.stderr
+    assert not any(tmp_path.iterdir())  # nothing was read or written
+
+
+def test_unknown_fields_and_choices_suggest_the_nearest(tmp_path):
+    res = _vislab("fashion", "train", "train.epoch=3")
+    assert res.returncode == 1 and "train.epoch: unknown field; did you mean train.epochs?" in res.stderr
+    res = _vislab("cifar", "train", "model.nmae=cnn")
+    assert res.returncode == 1 and "did you mean model.name?" in res.stderr
+    res = _vislab("fashion", "evaluate", tmp_path / "x.safetensors", "--split", "tset")
+    expected = "--split must be one of test, val, train, all; got 'tset' (did you mean test?)"
+    assert res.returncode == 2 and expected in res.stderr
+    res = _vislab("siamese", "train", "--accelerator", "gpux")
+    assert res.returncode == 2 and "did you mean gpu?" in res.stderr
+
+
+def test_accelerator_without_the_hardware_is_one_clear_line(monkeypatch):
+    import torch
+
+    from vislab.core.cli import check_accelerator
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(typer.Exit) as e:
+        check_accelerator("gpu")
+    assert e.value.exit_code == 1
+    check_accelerator("cpu")
+    check_accelerator(None)

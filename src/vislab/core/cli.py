@@ -53,7 +53,7 @@ ENGINE_FLAGS = {"recipe": "train.recipe", "epochs": "train.epochs", "max_steps":
 
 def fail(msg: str, code: int = 1):
     """Print one red error line and exit with `code`."""
-    err.print(f"[bold red]error:[/bold red] {msg}")
+    err.print(f"[bold red]error:[/bold red] {msg}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -83,6 +83,35 @@ def floats(text: str, option: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         fail(f"{option} takes comma-separated numbers, e.g. 0.8,0.6; got {text!r}")
+
+
+def choice(value: str, allowed: list[str], option: str) -> str:
+    """`value` if it is one of `allowed`, else one clear error naming the option, the choices and the nearest."""
+    if value in allowed:
+        return value
+    import difflib
+    near = difflib.get_close_matches(value, allowed, n=1, cutoff=0.5)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    fail(f"{option} must be one of {', '.join(allowed)}; got {value!r}{hint}", code=2)
+
+
+ACCELERATORS = ["auto", "cpu", "gpu", "cuda", "mps"]
+
+
+def check_accelerator(accelerator: str | None) -> None:
+    """Fail before any data is read when --accelerator asks for hardware this machine does not have."""
+    if accelerator is None:
+        return
+    acc = choice(accelerator.lower(), ACCELERATORS, "--accelerator")
+    if acc in ("gpu", "cuda"):
+        import torch
+        if not torch.cuda.is_available():
+            fail(f"--accelerator {accelerator}: torch sees no CUDA GPU on this machine; use --accelerator cpu "
+                 "(or auto, which picks a GPU when there is one)")
+    if acc == "mps":
+        import torch
+        if not torch.backends.mps.is_available():
+            fail("--accelerator mps: Apple MPS is not available here; use --accelerator cpu or auto")
 
 
 def words(text: str) -> list[str]:
@@ -118,7 +147,8 @@ def build_config(model_cls, flag_map: dict[str, str], config: str | Path | None,
     merged: dict = {}
     for layer in layers:
         merged = deep_merge(merged, layer)
-    return load_config(None, merged, model=model_cls)
+    fields = {field: "--" + flag.replace("_", "-") for flag, field in flag_map.items()}
+    return load_config(None, merged, model=model_cls, flags=fields)
 
 
 def engine_options(fn):
@@ -133,6 +163,7 @@ def engine_options(fn):
     @functools.wraps(fn)
     def wrapper(*a, **k):
         engine = {n: k.pop(n) for n in ENGINE_OPTIONS if n in k}
+        check_accelerator(engine.get("accelerator"))
         return fn(*a, engine=engine, **k)
 
     kinds = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) if p.kind == p.POSITIONAL_OR_KEYWORD and

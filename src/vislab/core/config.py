@@ -57,15 +57,15 @@ class TrainConfig(Strict):
     """lr factor of the exponential (per epoch) and step schedulers. null: from the recipe."""
     step_size: int | None = None
     """Epochs between lr drops of the step scheduler. null: from the recipe (10)."""
-    lr: float | None = None
+    lr: float | None = Field(None, gt=0)
     """Learning rate of the heads (peak lr for OneCycle); backbone gets lr * backbone_lr_mult. null: from the recipe."""
-    epochs: int | None = None
+    epochs: int | None = Field(None, ge=1)
     """Passes over the training split (validation + checkpoints after each). null: from the recipe."""
-    max_steps: int | None = None
+    max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimizer steps in total (a fixed budget for comparisons)."""
-    batch_size: int | None = None
+    batch_size: int | None = Field(None, ge=1)
     """Training batch size per device. null: from the recipe (64; CIFAR recipes 128-256)."""
-    eval_batch_size: int = 256
+    eval_batch_size: int = Field(256, ge=1)
     """Batch size for validation, test and feature extraction."""
     label_smoothing: float | None = None
     """Cross-entropy label smoothing, all tasks. null: from the recipe."""
@@ -205,15 +205,55 @@ def read_config(ref: str | Path, relative_to: Path | None = None, _seen: tuple[P
     return deep_merge(merged, raw)
 
 
+def explain(error, model: type[BaseModel], flags: dict[str, str] | None = None) -> str:
+    """One line per problem of a pydantic ValidationError: the dotted field (and its command-line flag, from
+    `flags` = {field: flag}), what is wrong, what was given, and for an unknown field the nearest known
+    names ("did you mean train.epochs?")."""
+    import difflib
+    lines = []
+    for e in error.errors():
+        loc = [str(x) for x in e["loc"]]
+        where = ".".join(loc) or "config"
+        if flags and where in flags:
+            where = f"{where} ({flags[where]})"
+        if e["type"] == "extra_forbidden":
+            section = model
+            for part in loc[:-1]:
+                field = getattr(section, "model_fields", {}).get(part)
+                ann = field.annotation if field else None
+                section = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+                if section is None:
+                    break
+            known = list(getattr(section, "model_fields", {}))
+            near = difflib.get_close_matches(loc[-1], known, n=3, cutoff=0.6)
+            prefix = ".".join(loc[:-1]) + "." if len(loc) > 1 else ""
+            hint = f"; did you mean {' or '.join(prefix + n for n in near)}?" if near else (
+                f"; fields here: {', '.join(known)}" if known else "")
+            lines.append(f"{where}: unknown field{hint}")
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+            lines.append(f"{where}: {msg}{got}")
+    return "; ".join(lines)
+
+
+class ConfigError(ValueError):
+    """A config that does not validate, explained one problem at a time (`explain`)."""
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
-                model: type[BaseModel] | None = None) -> Any:
+                model: type[BaseModel] | None = None, flags: dict[str, str] | None = None) -> Any:
     """Defaults <- YAML file (a path or a packaged `lab/name`, with its `_base_` chain) <- overrides.
     Unknown keys are errors (typos do not pass silently)."""
     if model is None:
         raise TypeError("load_config needs model=<the lab's run config class>")
     raw = read_config(path) if path is not None else {}
     ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    return model.model_validate(deep_merge(raw, ov))
+    from pydantic import ValidationError
+    try:
+        return model.model_validate(deep_merge(raw, ov))
+    except ValidationError as e:
+        raise ConfigError(f"invalid configuration: {explain(e, model, flags)}") from None
 
 
 def markdown_reference(model: type[BaseModel], prefix: str = "") -> str:

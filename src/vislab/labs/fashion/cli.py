@@ -17,6 +17,7 @@ from vislab.core.cli import (
     ProgressOpt,
     ResumeOpt,
     build_config,
+    choice,
     console,
     engine_options,
     err,
@@ -109,6 +110,7 @@ def evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors
                  out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
                  progress: ProgressOpt = True):
     """Evaluate a checkpoint: per-task metrics, confusion matrices, ROC, errors, report."""
+    choice(split, ["test", "val", "train", "all"], "--split")
     from vislab.core.checkpoint import read_meta
     from vislab.labs.fashion import lab as fashion
     meta = read_meta(checkpoint)

@@ -46,7 +46,7 @@ class FashionDataConfig(Strict):
     """Seed of the split (independent from the training seed)."""
     image_size: tuple[int, int] = (96, 72)
     """(height, width) every image is resized to (white padding keeps the aspect ratio)."""
-    limit: int | None = None
+    limit: int | None = Field(None, ge=1)
     """Use only the first N rows of the CSV (after shuffling with `seed`): quick experiments."""
     synthetic_n: int = 3000
     """Number of synthetic products when root is None."""
