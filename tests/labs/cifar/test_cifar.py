@@ -103,6 +103,9 @@ def test_evaluate_checks_model_and_lab(shapes_run, tiny_run, tmp_path):
     fashion_ck = tiny_run[0] / "checkpoints" / "best.safetensors"
     res = run("cifar", "evaluate", fashion_ck)
     assert res.returncode == 1 and "is a 'fashion' checkpoint, not a CIFAR one" in res.stderr
+    res = run("fashion", "evaluate", ck)  # the same wording the other way round, not the foreign config's fields
+    assert res.returncode == 1 and "is a 'cifar' checkpoint, not a fashion one" in res.stderr
+    assert "unknown field" not in res.stderr and "Traceback" not in res.stderr
 
 
 def test_cli_models_list_and_bad_specs(tmp_path):

@@ -111,9 +111,9 @@ def evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors
                  progress: ProgressOpt = True):
     """Evaluate a checkpoint: per-task metrics, confusion matrices, ROC, errors, report."""
     choice(split, ["test", "val", "train", "all"], "--split")
-    from vislab.core.checkpoint import read_meta
+    from vislab.core.checkpoint import read_checked
     from vislab.labs.fashion import lab as fashion
-    meta = read_meta(checkpoint)
+    meta = read_checked(checkpoint, "fashion")  # another lab's checkpoint: one line, before its config is read
     cfg = build_fashion_config(config, overrides, base=meta.get("config"), data=data, csv=csv, image_dir=image_dir,
                        image_col=image_col, limit=limit)
     res = fashion.evaluate(checkpoint, cfg, split=split, out=out, progress=progress)
