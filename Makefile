@@ -6,7 +6,9 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint docs docs-gen bench clean
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: setup browser demo test test-fast lint docs docs-gen bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +19,17 @@ $(VENV)/.installed: pyproject.toml
 
 setup: $(VENV)/.installed
 
+# the report tests render report.html in Debian's chromium (Playwright drives it; it never downloads a browser)
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 demo: setup
 	$(VENV)/bin/vislab demo
 
 # lint, the docs site (strict, with the generated reference pages checked), then every test
-test: setup lint docs
+test: setup browser lint docs
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
@@ -42,6 +50,7 @@ bench: setup
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train_predict.py
 	$(PY) benchmarks/cifar_speed.py
+	$(PY) benchmarks/bench_cli.py
 
 clean:
 	rm -rf runs .pytest_cache build/site

@@ -56,6 +56,73 @@ def test_train_writes_checkpoints_logs_and_report(tiny_run):
     assert (run_dir / "report.md").is_file()
 
 
+def test_steps_csv_holds_every_step_on_the_history_scale(tiny_run):
+    """steps.csv: one row per optimizer step; an epoch's mean step loss is that epoch's train_loss (the same
+    quantity: the mean over tasks, equal batches)."""
+    import csv
+    run_dir, _ = tiny_run
+    hist = ckpt.read_meta(run_dir / "checkpoints" / "last.safetensors")["history"]
+    with open(run_dir / "steps.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["step"]) for r in rows] == list(range(1, hist[-1]["step"] + 1))
+    for h in hist:
+        losses = [float(r["loss"]) for r in rows if int(r["epoch"]) == h["epoch"]]
+        assert np.mean(losses) == pytest.approx(h["train_loss"], rel=1e-4), h["epoch"]
+
+
+def test_run_report_puts_what_matters_first(tiny_run):
+    """The card (best epoch and why, each task against its baseline, warnings) leads; per-class tables sorted
+    by F1; the hyperparameters that ran, resolved from the recipe (never null)."""
+    from vislab.core.recipes import RECIPES
+    run_dir, cfg = tiny_run
+    md = (run_dir / "report.md").read_text()
+    m = json.loads((run_dir / "metrics.json").read_text())
+    first = md.split("\n## ")[1]
+    assert first.startswith("Summary") and "Best epoch" in first and "lowest val loss" in first
+    for t in cfg.data.label_cols:
+        acc, base = m["metrics"][t]["accuracy"], m["majority_baseline"][t]
+        assert f"| {t} | {100 * acc:.1f}% | {100 * base:.1f}% | {100 * (acc - base):+.1f} |" in first
+    assert md.index("## Summary") < md.index("| key | value |")  # above the run's details
+    per_class = md.split("## Per-class metrics")[1].split("\n## ")[0]
+    for t in cfg.data.label_cols:
+        table = per_class.split(f"**{t}: per class, worst F1 first")[1].split("\n\n")[1]
+        f1 = [float(line.split("|")[4]) for line in table.splitlines() if line.startswith("| ")
+              and "macro average" not in line and "---" not in line and "| class |" not in line]
+        assert f1 == sorted(f1) and f1, t
+    hyper = md.split("## Hyperparameters")[1].split("\n## ")[0]
+    tuned = RECIPES["tuned"]
+    assert f"| train.optimizer | {tuned['optimizer']} | recipe tuned |" in hyper
+    assert "| train.lr | 0.01 | config |" in hyper  # tiny_overrides sets it
+    assert f"| lr of the pretrained backbone (if any) | {0.01 * tuned['backbone_lr_mult']:g} |" in hyper
+    assert "null" not in hyper and "None" not in hyper
+
+
+def test_a_failed_run_leaves_no_half_made_folder(synthetic_root, tmp_path, monkeypatch):
+    """Failing before the first checkpoint removes the run folder; failing after it keeps the folder for
+    --resume, marked FAILED.json, which the successful resume removes."""
+    import pandas as pd
+    df = pd.read_csv(synthetic_root / "styles.csv")
+    df.to_csv(tmp_path / "styles.csv", index=False)
+    (tmp_path / "images").mkdir()  # no image at all: the run fails in data preparation
+    cfg = load_config(None, tiny_overrides(tmp_path, tmp_path / "runs", name="broken"))
+    with pytest.raises(Exception, match="no rows left"):
+        fashion.train(cfg, progress=False)
+    assert not (tmp_path / "runs" / "broken").exists()
+    cfg = load_config(None, tiny_overrides(synthetic_root, tmp_path / "runs", name="late", **{"train.epochs": 1}))
+
+    def boom(*a, **k):
+        raise RuntimeError("disk full while writing the report")
+    monkeypatch.setattr(fashion, "evaluate_run", boom)
+    with pytest.raises(RuntimeError):
+        fashion.train(cfg, progress=False)
+    run = tmp_path / "runs" / "late"
+    failed = json.loads((run / "FAILED.json").read_text())
+    assert "disk full" in failed["error"] and failed["resume"] == f"--resume {run}"
+    monkeypatch.undo()
+    fashion.train(cfg, resume=run, progress=False)
+    assert not (run / "FAILED.json").exists() and (run / "report.html").is_file()
+
+
 def test_tiny_model_learns_the_easy_synthetic_tasks(tiny_run):
     run_dir, _ = tiny_run
     m = json.loads((run_dir / "metrics.json").read_text())
@@ -139,6 +206,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_checkpoints(synthetic_root
     assert ckpt.read_meta(ck / "best.safetensors")["epoch"] == 1
     w = load_file(ck / "last.safetensors")
     assert all(torch.isfinite(v).all() for v in w.values() if v.is_floating_point())
+    assert "NonFiniteLoss" in json.loads((tmp_path / "nan" / "FAILED.json").read_text())["error"]
 
 
 def test_tampered_and_foreign_checkpoints_are_refused(tiny_run, tmp_path):

@@ -87,3 +87,18 @@ def test_multitask_average_and_majority_baseline():
 # ----------------------------------------------------------------------------- config
 
 
+
+
+def test_backbone_names_are_read_without_importing_timm_and_match_it():
+    """core.backbones reads timm's registered names from its source files (no torch import, milliseconds); the
+    set must be exactly what timm registers, so a timm release that registers models differently fails here."""
+    import timm
+
+    from vislab.core.backbones import check_backbone, timm_names
+    names = timm_names()
+    assert set(timm.list_models()) <= names  # every current model ...
+    assert all(timm.is_model(n) for n in names)  # ... and nothing timm does not know (deprecated aliases too)
+    assert check_backbone("convnext_tiny.fb_in22k") == "convnext_tiny.fb_in22k"  # a pretrained tag
+    assert check_backbone("hf-hub:timm/resnet18.a1_in1k").startswith("hf-hub:")
+    with pytest.raises(ValueError, match="did you mean tf_efficientnet_lite0"):
+        check_backbone("tf_efficientnet_lite0x")

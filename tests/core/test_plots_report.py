@@ -173,7 +173,9 @@ def test_torch_tensors_accepted(tmp_path):
 # ------------------------------------------------------------------------------------------- report
 def test_format_cell():
     assert format_cell(0.941234) == "0.9412"
-    assert format_cell(np.float32(0.5)) == "0.5000"
+    assert format_cell(np.float32(0.5)) == "0.5"  # no trailing zeros: 93.3, never 93.3000
+    assert format_cell(93.3) == "93.3" and format_cell(2.0) == "2" and format_cell(12345.67) == "12,345.7"
+    assert format_cell(0.00012) == "1.200e-04"
     assert format_cell(3) == "3" and format_cell(np.int64(7)) == "7"
     assert format_cell("0.123456") == "0.123456"
     assert format_cell(float("nan")) == "nan"
@@ -209,7 +211,7 @@ def test_report_html_offline_and_escaped(tmp_path):
     assert base64.b64decode(b64[0]) == images[0].read_bytes()
     assert "&lt;b&gt;&amp;" in doc and "<b>&" not in doc
     assert "Run &lt;report&gt; &amp; more" in doc
-    assert "0.9412" in doc and "0.5000" in doc and ">17<" in doc
+    assert "0.9412" in doc and ">0.5<" in doc and ">17<" in doc
     assert "Per class" in doc
     # TOC anchors point at existing ids, unique
     hrefs = re.findall(r'href="#([^"]+)"', doc)
@@ -227,7 +229,7 @@ def test_report_markdown(tmp_path):
     assert re.search(r"^\|\s*-{3,}\s*\|", md, re.M) or re.search(r"^\|-{3,}", md, re.M)
     assert "0.9412" in md and "x\\|y" in md
     # every row of the table has the same number of unescaped pipes
-    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and ("0.9412" in ln or "0.5000" in ln)]
+    rows = [ln for ln in md.splitlines() if ln.startswith("| ") and ("0.9412" in ln or "| 0.5 |" in ln)]
     assert len(rows) == 2 and all(len(re.findall(r"(?<!\\)\|", r)) == 4 for r in rows)
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(links) == 2

@@ -8,6 +8,9 @@
 Loading never unpickles code: weights come from safetensors, training state through
 `torch.load(weights_only=True)`. Every write goes to a temporary file first and is moved into
 place with os.replace, so a killed run leaves the previous file intact.
+
+Reading a checkpoint's metadata (`read_meta`, `read_checked`, `resolve`) imports neither torch nor timm, so
+that a command can refuse a wrong checkpoint in a fraction of a second.
 """
 from __future__ import annotations
 
@@ -17,22 +20,21 @@ import platform
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors import SafetensorError, safe_open
+
+if TYPE_CHECKING:
+    import torch
+
+from vislab.core.errors import CheckpointError  # noqa: F401  (re-exported)
 
 FORMAT = "vislab-checkpoint-1"
 
 
-class CheckpointError(ValueError):
-    pass
-
-
 def versions() -> dict[str, str]:
     import timm
+    import torch
 
     from vislab import __version__
     return {"vislab": __version__, "torch": torch.__version__, "timm": timm.__version__,
@@ -53,6 +55,7 @@ def _atomic(path: Path, write) -> None:
 
 def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
     """safetensors file with `meta` (JSON) in its header, plus a readable .json beside it."""
+    from safetensors.torch import save_file
     path = Path(path)
     meta = {"format": FORMAT, "versions": versions(), **meta}
     tensors = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
@@ -68,7 +71,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="np") as f:
             md = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointError(f"{path} is not a valid safetensors checkpoint ({e}); "
@@ -85,6 +88,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    from safetensors.torch import load_file
     meta = read_meta(path)
     try:
         return load_file(str(path)), meta
@@ -106,6 +110,8 @@ def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], path: str 
 
 
 def rng_state() -> dict[str, Any]:
+    import numpy as np
+    import torch
     np_state = np.random.get_state()
     return {"torch": torch.get_rng_state(), "numpy_keys": torch.from_numpy(np_state[1].astype(np.int64)),
             "numpy_pos": int(np_state[2]), "python": list(random.getstate()[1]),
@@ -113,6 +119,8 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(s: dict[str, Any]) -> None:
+    import numpy as np
+    import torch
     torch.set_rng_state(s["torch"])
     np.random.set_state(("MT19937", s["numpy_keys"].numpy().astype(np.uint32), s["numpy_pos"], 0, 0.0))
     random.setstate((3, tuple(s["python"]), None))
@@ -121,12 +129,14 @@ def set_rng_state(s: dict[str, Any]) -> None:
 
 
 def save_state(path: str | Path, state: dict[str, Any]) -> Path:
+    import torch
     path = Path(path)
     _atomic(path, lambda tmp: torch.save(state, tmp))
     return path
 
 
 def load_state(path: str | Path) -> dict[str, Any]:
+    import torch
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
@@ -135,6 +145,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
 
 
 def _json_default(o):
+    import numpy as np
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):

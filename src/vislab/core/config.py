@@ -13,7 +13,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from vislab.core.recipes import RECIPES, recipes
+from vislab.core.errors import ConfigError  # noqa: F401  (re-exported)
+from vislab.core.recipes import RECIPES, check_recipe
 
 
 def check_split(v):
@@ -100,10 +101,9 @@ class TrainConfig(Strict):
 
     @field_validator("recipe")
     @classmethod
-    def _known_recipe(cls, v):
-        if v not in RECIPES:
-            raise ValueError(f"unknown recipe {v!r}; recipes are {recipes()}")
-        return v
+    def _known_recipe(cls, v, info):
+        """A recipe of the lab being configured (`load_config` passes it as the validation context), else any."""
+        return check_recipe(v, (info.context or {}).get("lab"))
 
     def resolved(self) -> dict[str, Any]:
         """The recipe with explicit fields applied on top."""
@@ -232,13 +232,10 @@ def explain(error, model: type[BaseModel], flags: dict[str, str] | None = None) 
             lines.append(f"{where}: unknown field{hint}")
         else:
             msg = e["msg"].removeprefix("Value error, ")
-            got = f" (got {e['input']!r})" if "input" in e and not isinstance(e["input"], dict) else ""
+            given = repr(e.get("input"))
+            got = f" (got {given})" if "input" in e and not isinstance(e["input"], dict) and given not in msg else ""
             lines.append(f"{where}: {msg}{got}")
     return "; ".join(lines)
-
-
-class ConfigError(ValueError):
-    """A config that does not validate, explained one problem at a time (`explain`)."""
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None,
@@ -251,7 +248,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     ov = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
     from pydantic import ValidationError
     try:
-        return model.model_validate(deep_merge(raw, ov))
+        return model.model_validate(deep_merge(raw, ov), context={"lab": getattr(model, "lab", None)})
     except ValidationError as e:
         raise ConfigError(f"invalid configuration: {explain(e, model, flags)}") from None
 

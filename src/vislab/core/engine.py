@@ -5,10 +5,11 @@ A lab supplies a model, data loaders yielding `(inputs, targets)`, an on-device 
 `objective(outputs, targets) -> (loss, parts)` with `make_metrics(train: bool)` returning a
 metrics module (`update(outputs, targets, parts)`, `compute()`, `reset()`).
 The engine does the rest: devices/precision/DDP, recipes (optimizer, scheduler, clipping),
-progress, CSV + TensorBoard logs, best/last checkpoints (best by `train.monitor`), exact
-resume, NaN stops. A training dataset with `set_epoch(epoch)` is told each epoch before it is
-iterated (the Siamese lab redraws its pairs there), like a distributed sampler. A model with
-`forward_takes_targets = True` is called as model(x, y) (class-conditional VAEs).
+progress, CSV logs (history.csv per epoch, steps.csv per step) and TensorBoard, best/last
+checkpoints (best by `train.monitor`), exact resume, NaN stops, no half-made run folders (`guard_run`).
+A training dataset with `set_epoch(epoch)` is told each epoch before it is iterated (the Siamese
+lab redraws its pairs there), like a distributed sampler. A model with `forward_takes_targets = True`
+is called as model(x, y) (class-conditional VAEs).
 """
 from __future__ import annotations
 
@@ -28,11 +29,7 @@ from torch import nn
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.config import TrainConfig
-
-
-class NonFiniteLoss(RuntimeError):
-    pass
-
+from vislab.core.errors import NonFiniteLoss  # noqa: F401  (re-exported)
 
 # --------------------------------------------------------------------------- setup helpers
 
@@ -115,6 +112,41 @@ def new_run_dir(out_dir: str | Path, name: str) -> Path:
     return d
 
 
+_OPENED: list[tuple[Path, bool, bool]] = []
+"""(run folder, made fresh by this process, rank zero) of every run `open_run` started (see `guard_run`)."""
+FAILED = "FAILED.json"
+"""Written into a run folder whose run raised after it saved a checkpoint: kept for --resume, marked failed."""
+
+
+def guard_run(fn):
+    """Decorator for a lab's train function: a run that fails leaves no half-made folder. A folder with no
+    checkpoint yet is removed (when this call made it); one with checkpoints is kept for --resume and marked
+    with FAILED.json (what failed, and the command to resume), which a successful resume removes."""
+    import functools
+    import json
+    import shutil
+
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        start = len(_OPENED)
+        try:
+            return fn(*a, **k)
+        except BaseException as e:
+            for run_dir, fresh, zero in _OPENED[start:]:
+                if not zero or not run_dir.is_dir():
+                    continue
+                if not any((run_dir / "checkpoints").glob("*.safetensors")):
+                    if fresh:
+                        shutil.rmtree(run_dir, ignore_errors=True)
+                    continue
+                (run_dir / FAILED).write_text(json.dumps(
+                    {"error": f"{type(e).__name__}: {e}"[:2000], "resume": f"--resume {run_dir}"}, indent=2))
+            raise
+        finally:
+            del _OPENED[start:]
+    return wrapper
+
+
 def open_run(cfg, resume: str | Path | None = None, run_dir: str | Path | None = None):
     """Start (or resume) a run of any lab: (cfg, fabric, run_dir).
 
@@ -131,10 +163,23 @@ def open_run(cfg, resume: str | Path | None = None, run_dir: str | Path | None =
     elif run_dir is None:
         run_dir = fabric.broadcast(new_run_dir(cfg.out_dir, cfg.name) if fabric.is_global_zero else None)
     run_dir = Path(run_dir)
+    fresh = not resume and not run_dir.exists() or (run_dir.is_dir() and not any(run_dir.iterdir()))
     if fabric.is_global_zero:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(to_yaml(cfg.model_dump(mode="json")))
+        (run_dir / FAILED).unlink(missing_ok=True)
+    _OPENED.append((run_dir, fresh, fabric.is_global_zero))
     return cfg, fabric, run_dir
+
+
+def read_steps(run_dir: str | Path) -> list[dict]:
+    """The per-step training losses a run logged (steps.csv: step, epoch, loss), for step-level curves."""
+    path = Path(run_dir) / "steps.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{"step": int(r["step"]), "epoch": int(r["epoch"]), "loss": float(r["loss"])}
+                for r in csv.DictReader(f)]
 
 
 # --------------------------------------------------------------------------- loop
@@ -284,7 +329,7 @@ class Trainer:
             if transform is not None:
                 transform.train()
             train_metrics.reset()
-            seen, t0 = 0, time.time()
+            seen, t0, step_rows = 0, time.time(), []
             bar = self._bar(epoch, epochs, min(steps_per_epoch, total_steps - step))
             for x, y in self._batches(train_loader, epoch):
                 if step >= total_steps:
@@ -309,6 +354,10 @@ class Trainer:
                 step += 1
                 seen += len(y) * fabric.world_size
                 train_metrics.update(out, y, parts)
+                # the history's train_loss per step (a part named loss, else the mean over the parts, i.e. over
+                # tasks), read once per epoch: no device sync per step
+                step_rows.append((parts["loss"] if "loss" in parts else torch.stack(list(parts.values())).mean())
+                                 .detach().float())
                 if bar is not None:
                     bar[0].update(bar[1], advance=1,
                                   description=f"epoch {epoch}/{epochs} loss {loss.item():.3f} "
@@ -337,6 +386,10 @@ class Trainer:
             self._save("last", export, {**meta, "kind": "last"})
             if fabric.is_global_zero:
                 self._log_row(csv_path, row, writer)
+                losses = torch.stack(step_rows).float().cpu().tolist() if step_rows else []
+                first = step - len(losses) + 1
+                self._log_rows(self.out_dir / "steps.csv", [{"step": first + i, "epoch": epoch, "loss": round(v, 6)}
+                                                            for i, v in enumerate(losses)], epoch)
             shown = [(k, row[k]) for k in ("val_accuracy", "val_f1", "val_auc", "val_eer", cfg.monitor)
                      if k in row and k != "val_loss"]
             self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} val loss {val_loss:.4f} "
@@ -389,6 +442,21 @@ class Trainer:
                 if k != "epoch" and isinstance(v, (int, float)):
                     writer.add_scalar(k.replace("_", "/", 1), v, row["epoch"])
             writer.flush()
+
+    @staticmethod
+    def _log_rows(path: Path, rows: list[dict], epoch: int) -> None:
+        """Append this epoch's per-step rows to steps.csv (the loss of every optimizer step, for the step-level
+        curves of short runs); rows of this epoch or later left by a killed run are replaced."""
+        old = []
+        if path.is_file():
+            with open(path, newline="") as f:
+                old = [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["step", "epoch", "loss"])
+            w.writeheader()
+            w.writerows(old + rows)
+        os.replace(tmp, path)
 
     def _bar(self, epoch: int, epochs: int, total: int):
         if not (self.progress and self.fabric.is_global_zero):

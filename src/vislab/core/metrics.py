@@ -37,7 +37,13 @@ class ClassificationMetrics(nn.Module):
 
     @torch.no_grad()
     def update(self, logits: torch.Tensor, target: torch.Tensor, loss: torch.Tensor | None = None) -> None:
+        """A target of -1 (a label this task does not know, e.g. on other data) is left out."""
         logits, target = logits.detach().float(), target.detach()
+        known = target >= 0
+        if not bool(known.all()):
+            logits, target = logits[known], target[known]
+            if not len(target):
+                return
         pred = logits.argmax(-1)
         for m in (self.accuracy, self.f1, self.precision, self.recall):
             m.update(pred, target)
@@ -84,11 +90,14 @@ class MultiTaskMetrics(nn.Module):
             m.reset()
 
 
-def majority_baseline(train_targets, test_targets) -> float:
-    """Accuracy of always predicting the most frequent training class."""
-    train_targets, test_targets = torch.as_tensor(train_targets), torch.as_tensor(test_targets)
-    mode = torch.bincount(train_targets).argmax()
-    return float((test_targets == mode).float().mean())
+def majority_baseline(train_targets, test_targets, train_counts=None) -> float:
+    """Accuracy of always predicting the most frequent training class (from `train_counts`, rows per class, when
+    given); test targets of -1 (unknown labels) are left out."""
+    test_targets = torch.as_tensor(test_targets)
+    test_targets = test_targets[test_targets >= 0]
+    counts = torch.as_tensor(train_counts) if train_counts is not None else torch.bincount(
+        torch.as_tensor(train_targets)[torch.as_tensor(train_targets) >= 0])
+    return float((test_targets == counts.argmax()).float().mean()) if len(test_targets) else float("nan")
 
 
 # ------------------------------------------------------------------- per-class reports (numpy, sklearn-exact)

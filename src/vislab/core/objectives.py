@@ -24,7 +24,9 @@ class ClassificationObjective:
         outputs = self.as_dict(outputs)
         if targets.ndim == 1:
             targets = targets[:, None]
-        parts = {t: nn.functional.cross_entropy(outputs[t].float(), targets[:, j], label_smoothing=self.label_smoothing)
+        # -1: a label the task does not know (evaluation on other data with --partial); left out of the mean
+        parts = {t: nn.functional.cross_entropy(outputs[t].float(), targets[:, j], ignore_index=-1,
+                                                label_smoothing=self.label_smoothing)
                  for j, t in enumerate(self.tasks)}
         total = sum(self.weights[t] * v for t, v in parts.items())
         return total, parts

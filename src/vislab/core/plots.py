@@ -108,28 +108,49 @@ _PANELS = [
 
 
 def training_curves(history: Sequence[Mapping[str, float]], path, title: str = "Training curves",
-                    panels: Sequence[tuple[str, tuple[str, ...]]] | None = None) -> Path:
+                    panels: Sequence[tuple[str, tuple[str, ...]]] | None = None, best_epoch: int | None = None,
+                    steps: Sequence[Mapping[str, float]] | None = None) -> Path:
     """Loss / accuracy / macro-F1 per epoch, train and val; missing keys are simply not drawn.
-    ``panels``: other (title, (key, key)) panels, e.g. the Siamese lab's val AUC and EER."""
+    ``panels``: other (title, (key, key)) panels, e.g. the Siamese lab's val AUC and EER. ``best_epoch`` is
+    marked on every panel. A short run (under 3 epochs) with ``steps`` (rows with step, loss) is drawn against
+    the optimizer step instead, the per-step training loss in the loss panel: a one-epoch run is a curve, not a
+    single point on a 0.96-1.04 axis."""
     rows = list(history)
     panels = list(panels or _PANELS)
+    by_step = len(rows) < 3 and bool(steps)
+    xkey = "step" if by_step else "epoch"
     fig = new_figure(4.7 * len(panels), 4)
     axes = np.atleast_1d(fig.subplots(1, len(panels)))
-    for ax, (name, keys) in zip(axes, panels):
+    best_x = None
+    if best_epoch is not None:
+        best_x = next((float(r.get(xkey, best_epoch)) for r in rows if int(r.get("epoch", 0)) == best_epoch), None)
+    for i_panel, (ax, (name, keys)) in enumerate(zip(axes, panels)):
         drawn = False
-        for key, color, style in zip(keys, (COLORS[0], COLORS[1]), ("-o", "-s")):
-            pts = [(float(r.get("epoch", i + 1)), float(r[key])) for i, r in enumerate(rows)
-                   if finite(r.get(key))]
+        if by_step and i_panel == 0:
+            pts = [(float(s["step"]), float(s["loss"])) for s in steps if finite(s.get("loss"))]
             if pts:
                 xs, ys = zip(*pts)
-                ax.plot(xs, ys, style, color=color, markersize=4, label=key.split("_", 1)[0])
+                ax.plot(xs, ys, "-", color=COLORS[0], lw=0.8, alpha=0.6, label="train (each step)")
                 drawn = True
+        for key, color, style in zip(keys, (COLORS[0], COLORS[1]), ("-o", "-s")):
+            pts = [(float(r.get(xkey, i + 1)), float(r[key])) for i, r in enumerate(rows) if finite(r.get(key))]
+            if pts:
+                xs, ys = zip(*pts)
+                label = key.split("_", 1)[0] + (" (epoch end)" if by_step else "")
+                ax.plot(xs, ys, style, color=color, markersize=5 if by_step else 4, label=label)
+                drawn = True
+        if best_x is not None and drawn:
+            ax.axvline(best_x, color="#2a9d2a", ls="--", lw=1.2, label=f"best (epoch {best_epoch})")
         ax.set_title(name)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("optimizer step" if by_step else "epoch")
         ax.grid(alpha=0.3)
         if drawn:
             ax.legend(fontsize=8)
             ax.xaxis.get_major_locator().set_params(integer=True)
+            if by_step:  # every panel from step 0, so that an end-of-epoch point sits where it belongs
+                ax.set_xlim(0, 1.03 * max(float(s["step"]) for s in steps))
+            elif len(rows) == 1:  # one point: a sensible axis, not 0.96-1.04
+                ax.set_xlim(0.5, 1.5)
         else:
             ax.text(0.5, 0.5, "no data", ha="center", va="center", color="#777777", transform=ax.transAxes)
     fig.suptitle(title)
@@ -184,19 +205,19 @@ def confusion_matrix(cm, class_names: Sequence[str], path, title: str, top_n: in
     vmax = 1.0 if normalize else max(float(data.max()), 1.0)
     im = ax.imshow(data, cmap="Blues", vmin=0.0, vmax=vmax, interpolation="nearest", aspect="equal")
     cbar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    cbar.set_label("row-normalised (recall)" if normalize else "count")
+    cbar.set_label("share of the true class (recall on the diagonal)" if normalize else "count")
     fs = max(5.0, min(9.0, 200.0 / n))
     labels = [short(s, 24) for s in names]
     ax.set_xticks(np.arange(n), labels, rotation=90, fontsize=fs)
     ax.set_yticks(np.arange(n), labels, fontsize=fs)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    if n <= 15:
+    if n <= 15:  # rates and the counts behind them
         for i in range(n):
             for j in range(n):
-                v = data[i, j]
-                txt = f"{v:.2f}" if normalize else (f"{v:.0f}" if float(v).is_integer() else f"{v:.2g}")
-                ax.text(j, i, txt, ha="center", va="center", fontsize=8 if n <= 10 else 6,
+                v, count = data[i, j], int(cm2[i, j])
+                txt = (f"{v:.2f}\n({count})" if count else "0") if normalize else f"{count}"
+                ax.text(j, i, txt, ha="center", va="center", fontsize=7 if n <= 10 else 5,
                         color="white" if v > 0.55 * vmax else "black")
     sub = f" (top {top_n} of {n_orig} true classes)" if n_orig > top_n else ""
     ax.set_title(f"{title}{sub}")
@@ -352,7 +373,7 @@ def grid(imgs: list[np.ndarray], titles: Sequence[str] | None, path, title: str,
     n = len(imgs)
     ncols = max(1, min(int(ncols), n))
     nrows = math.ceil(n / ncols)
-    extra = 0.5 if titles else 0.0
+    extra = 0.1 + 0.2 * max(str(s).count("\n") + 1 for s in titles) if titles else 0.0
     fig = new_figure(cell * ncols + 0.3, (cell + extra) * nrows + (0.5 if title else 0.1))
     axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
     for i, ax in enumerate(axes):
@@ -371,11 +392,16 @@ def grid(imgs: list[np.ndarray], titles: Sequence[str] | None, path, title: str,
 
 
 def error_examples(images, true: Sequence[str], pred: Sequence[str], path, title: str = "Errors",
-                   ncols: int = 6) -> Path:
-    """Grid of misclassified images, each titled 'T: <true>\\nP: <pred>' in red; 0 images -> 'no errors'."""
+                   ncols: int = 6, captions: Sequence[str] | None = None) -> Path:
+    """Grid of misclassified images, each titled 'T: <true>\\nP: <pred>' in red, or with its own `captions`
+    (e.g. 'gender: Women -> Men 81%', one line per wrong task); 0 images -> 'no errors'."""
     imgs = as_image_list(images)
     if not imgs:
         return message_figure(path, title, "no errors")
+    if captions is not None:
+        if len(captions) != len(imgs):
+            raise ValueError(f"{len(imgs)} images but {len(captions)} captions")
+        return grid(imgs, [str(c) for c in captions], path, title, ncols, "#c00000", 3.0)
     true, pred = [str(s) for s in true], [str(s) for s in pred]
     if len(true) != len(imgs) or len(pred) != len(imgs):
         raise ValueError(f"{len(imgs)} images but {len(true)} true and {len(pred)} predicted labels")

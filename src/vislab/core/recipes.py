@@ -45,6 +45,21 @@ def recipes(lab: str | None = None) -> list[str]:
     return sorted(n for n in RECIPES if lab is None or _LABS[n] == lab)
 
 
+def check_recipe(name: str, lab: str | None = None) -> str:
+    """`name` if it is a registered recipe (of `lab`, when given), else a ValueError listing that lab's recipes
+    and the nearest name."""
+    import difflib
+    own = recipes(lab)
+    if name in own:
+        return name
+    where = f"the {lab} lab's recipes are" if lab else "recipes are"
+    if name in RECIPES:
+        raise ValueError(f"recipe {name!r} belongs to the {_LABS[name]} lab; {where} {', '.join(own)}")
+    near = difflib.get_close_matches(name, own, n=1, cutoff=0.5)
+    hint = f" (did you mean {near[0]}?)" if near else ""
+    raise ValueError(f"unknown recipe {name!r}; {where} {', '.join(own)}{hint}")
+
+
 def recipe_lab(name: str) -> str:
     """The lab that registered recipe `name`."""
     return _LABS[name]

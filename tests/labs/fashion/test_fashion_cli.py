@@ -67,15 +67,33 @@ def test_predict_text_and_bad_files(tiny_run, images):
     assert res.returncode == 0
     assert "gender: " in res.stdout and "(0." in res.stdout or "(1.00)" in res.stdout
     res = run("fashion", "predict", ck, images / "rgb.jpg", images / "empty.jpg", images / "text.jpg",
-              images / "truncated.jpg", images / "nope.jpg", "--json")
+              images / "truncated.jpg", "--json")
     assert res.returncode == 1  # some images failed
     out = json.loads(res.stdout)
     assert "attributes" in out[0]
     errs = {Path(r["image"]).name: r["error"] for r in out[1:]}
     assert "empty" in errs["empty.jpg"]
     assert "cannot be decoded" in errs["text.jpg"] and "cannot be decoded" in errs["truncated.jpg"]
-    assert "does not exist" in errs["nope.jpg"]
     assert "Traceback" not in res.stderr
+    # a path that names nothing fails before the model is loaded, naming it
+    res = run("fashion", "predict", ck, images / "rgb.jpg", images / "nope.jpg")
+    assert res.returncode == 1 and "nope.jpg: no such file or folder" in res.stderr and not res.stdout
+
+
+def test_predict_takes_a_run_folder_folders_and_globs(tiny_run, images, tmp_path):
+    """A run folder means its best checkpoint; a folder means its images (recursively); a glob its matches."""
+    run_dir = tiny_run[0]
+    nested = tmp_path / "shop" / "summer"
+    nested.mkdir(parents=True)
+    for name in ("rgb.jpg", "gray.jpg", "rgba.png"):
+        (nested / name).write_bytes((images / name).read_bytes())
+    (tmp_path / "shop" / "notes.txt").write_text("not an image, not searched")
+    res = run("fashion", "predict", run_dir, tmp_path / "shop", str(images / "*.png"), "--json")
+    assert res.returncode == 0, res.stderr
+    got = [Path(r["image"]).name for r in json.loads(res.stdout)]
+    assert got == ["gray.jpg", "rgb.jpg", "rgba.png", "pal.png", "rgba.png"]  # folder sorted, then the glob
+    direct = run("fashion", "predict", run_dir / "checkpoints" / "best.safetensors", nested / "rgb.jpg", "--json")
+    assert json.loads(direct.stdout)[0]["attributes"] == json.loads(res.stdout)[1]["attributes"]
 
 
 def test_predict_refuses_a_non_checkpoint(tmp_path, images):
@@ -99,6 +117,35 @@ def test_evaluate_new_csv_with_unseen_labels(tiny_run, synthetic_root, tmp_path)
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n"] == len(df) - 10  # ... and those rows skipped, every other row evaluated
     assert (tmp_path / "ev" / "report.html").is_file()
+
+
+def test_evaluate_other_data_keeps_rare_known_classes_and_partial_rows(tiny_run, synthetic_root, tmp_path):
+    """Evaluation data is not re-cleaned like training data: a class with few rows there but known to the model
+    is scored; rows with an unseen label are counted per task and, with --partial, scored on their other tasks."""
+    run_dir, cfg = tiny_run
+    df = pd.read_csv(synthetic_root / "styles.csv")
+    common = df["articleType"].value_counts().index[0]
+    small = pd.concat([df[df["articleType"] == common].head(3), df[df["articleType"] != common].head(40)])
+    small.iloc[:2, small.columns.get_loc("season")] = "Monsoon"  # unseen in training, in 2 rows
+    small.to_csv(tmp_path / "other.csv", index=False)
+    assert (small["articleType"] == common).sum() == 3 < cfg.data.min_samples  # rare here, common in training
+    res = run("fashion", "evaluate", run_dir, "--data", synthetic_root, "--csv", tmp_path / "other.csv",
+              "--out", tmp_path / "ev")
+    assert res.returncode == 0, res.stderr[-3000:]
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["split"] == "all" and m["n"] == len(small) - 2  # every row scored but the two with an unseen season
+    assert m["unseen_labels"] == {"season": {"Monsoon": 2}}
+    assert "all rows of" in m["scope"] and f"{len(small) - 2} of {len(small)} read" in m["scope"]
+    assert "Monsoon" in res.stdout and "--partial" in res.stdout
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert m["scope"] in html  # the report says which rows were scored
+    res = run("fashion", "evaluate", run_dir, "--data", synthetic_root, "--csv", tmp_path / "other.csv",
+              "--out", tmp_path / "ev2", "--partial")
+    assert res.returncode == 0, res.stderr[-3000:]
+    p = json.loads((tmp_path / "ev2" / "metrics.json").read_text())
+    assert p["n"] == len(small) and p["n_per_task"]["season"] == len(small) - 2
+    assert p["n_per_task"]["gender"] == len(small)
+    assert p["metrics"]["gender"]["accuracy"] != m["metrics"]["gender"]["accuracy"] or len(small) == m["n"]
 
 
 def test_evaluate_other_task_set_is_refused(tiny_run, synthetic_root, tmp_path):

@@ -38,9 +38,13 @@ def test_config_overrides_and_recipes(tmp_path):
     assert r["epochs"] == 7 and r["lr"] == pytest.approx(3e-4) and r["batch_size"] == 64  # explicit fields win
     filled = cfg.train.filled()
     assert filled.epochs == 7 and filled.optimizer == "adam" and cfg.train.optimizer is None
-    mlp = load_config(None, ["train.recipe=mlp-sgd"]).train.filled()
+    from vislab.core.config import load_config as core_load
+    from vislab.labs.cifar.config import CifarRunConfig
+    mlp = core_load(None, ["train.recipe=mlp-sgd"], model=CifarRunConfig).train.filled()
     assert (mlp.optimizer, mlp.momentum, mlp.scheduler, mlp.step_size, mlp.gamma, mlp.epochs, mlp.lr) == \
         ("sgd", 0.0, "step", 10, 0.1, 40, 0.1)
+    with pytest.raises(ValueError, match="recipe 'mlp-sgd' belongs to the cifar lab"):
+        load_config(None, ["train.recipe=mlp-sgd"])  # another lab's recipe is refused with the lab named
     tuned = load_config(None, ["train.recipe=tuned", "train.grad_clip=0.5"]).train.resolved()
     assert tuned["optimizer"] == "adamw" and tuned["scheduler"] == "onecycle" and tuned["weight_decay"] == 1e-4
     assert tuned["backbone_lr_mult"] < 1 and tuned["grad_clip"] == 0.5

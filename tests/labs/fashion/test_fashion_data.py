@@ -113,3 +113,40 @@ def test_prepare_end_to_end(tmp_path):
     # second run: same cache file, same result
     q = prepare(cfg, progress=False)
     assert q.cache_file == p.cache_file and np.array_equal(q.images, p.images) and q.df.equals(p.df)
+
+
+def test_too_few_rows_for_min_samples_says_which_knob_before_decoding(tmp_path, monkeypatch):
+    """--limit 200 with data.min_samples 50: every class is rare. The error says so with the knob, before a
+    single image is decoded (the images here do not even exist), and counts the steps without '-0'."""
+    rng = np.random.default_rng(0)
+    n = 200
+    pd.DataFrame({"id": range(n), "gender": rng.choice(["Men", "Women", "Boys", "Girls", "Unisex"], n),
+                  "season": rng.choice(["Fall", "Summer", "Winter", "Spring"], n)}).to_csv(tmp_path / "s.csv",
+                                                                                        index=False)
+    import vislab.labs.fashion.data as fdata
+    monkeypatch.setattr(fdata, "decode_images", lambda *a, **k: pytest.fail("decoded images before the check"))
+    cfg = FashionDataConfig(root=str(tmp_path), csv="s.csv", label_cols=["gender", "season"], limit=150)
+    with pytest.raises(DataError) as e:
+        prepare(cfg, progress=False)
+    msg = str(e.value)
+    assert "data.min_samples=50" in msg and "lower it (e.g. data.min_samples=5)" in msg and "raise --limit" in msg
+    assert "limit=150: 50 removed" in msg and "-0" not in msg and ": 0 removed" not in msg
+
+
+def test_evaluation_data_keeps_rare_known_classes(tmp_path):
+    """prepare_eval: no rare-class filter; unseen labels counted per task and left out (or kept with partial)."""
+    from vislab.labs.fashion.data import prepare_eval
+    root = synthetic.generate(tmp_path / "syn", n=60, seed=1)
+    df = pd.read_csv(root / "styles.csv")
+    df.loc[:2, "season"] = "Monsoon"
+    df.to_csv(root / "other.csv", index=False)
+    enc = {"gender": sorted(df["gender"].unique()), "season": sorted(set(df["season"]) - {"Monsoon"})}
+    cfg = FashionDataConfig(root=str(root), csv="other.csv", label_cols=["gender", "season"], min_samples=50,
+                            image_size=(32, 24))
+    prepared, unseen = prepare_eval(cfg, enc, progress=False)
+    assert unseen == {"season": {"Monsoon": 3}}
+    assert len(prepared.df) == len(df) - 3 == len(prepared.splits["all"])  # 60 rows < 50 per class: all kept
+    assert (prepared.targets >= 0).all()
+    partial, _ = prepare_eval(cfg, enc, partial=True, progress=False)
+    assert len(partial.df) == len(df) and (partial.targets[:, 1] == -1).sum() == 3
+    assert (partial.targets[:, 0] >= 0).all()

@@ -11,8 +11,8 @@ import numpy as np
 
 from vislab.core.data.cache import decode_images
 from vislab.core.data.images import EMPTY, MISSING, OK, TOO_LARGE, UNREADABLE, DataError
+from vislab.core.data.paths import IMAGE_EXTS  # noqa: E402,F401  (re-exported)
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".pbm"}
 _STATUS = {MISSING: "missing", EMPTY: "empty file", UNREADABLE: "unreadable (corrupt or not an image)",
            TOO_LARGE: "over the decompression-bomb limit"}
 

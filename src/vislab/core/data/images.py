@@ -10,16 +10,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile
 
+from vislab.core.errors import DataError, ImageError  # noqa: F401  (re-exported)
+
 ImageFile.LOAD_TRUNCATED_IMAGES = False  # a truncated JPEG is an error, never silently grey
-
-
-class DataError(ValueError):
-    """Bad input data, with a message that says what to fix."""
-
-
-class ImageError(DataError):
-    pass
-
 
 
 OK, MISSING, EMPTY, UNREADABLE, TOO_LARGE = range(5)
@@ -96,9 +89,5 @@ def load_image(src: str | Path | bytes | Image.Image, size: tuple[int, int]) -> 
                          f"PIL.Image.MAX_IMAGE_PIXELS.") from None
     except Exception as e:  # PIL raises OSError/SyntaxError/ValueError on corrupt files
         raise ImageError(f"{name}: cannot be decoded as an image ({type(e).__name__}: {e})") from None
-
-
-
-
 
 

@@ -1,4 +1,6 @@
-"""`vislab cifar models | preview | train | evaluate | compare`."""
+"""`vislab cifar models | preview | train | evaluate | compare`.
+
+Flags and config (model specs included) are checked before the lab module (torch) is imported."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,10 +18,14 @@ from vislab.core.cli import (
     ProgressOpt,
     ResumeOpt,
     build_config,
+    checkpoint_arg,
     console,
     engine_options,
     friendly,
+    words,
 )
+from vislab.core.clihelp import documented
+from vislab.labs.cifar.config import CifarRunConfig
 
 app = typer.Typer(no_args_is_help=True, help="CIFAR-10: MLP, CNNs, block CNNs, transfer learning, fastnet.")
 
@@ -28,24 +34,31 @@ FLAGS = {"data": "data.root", "source": "data.source", "augment": "data.augment"
          "freeze": "model.freeze", **ENGINE_FLAGS}
 
 
+NONE = {"out": "runs", "name": "cifar", "resume": "a new run", "limit": "every image", "freeze": "the model's own"}
+
+
 def build_cifar_config(config, overrides: list[str] | None, base: dict | None = None, **flags):
     """The CIFAR run config; a --model given without --recipe (or train.recipe=) brings the model's own recipe."""
-    from vislab.labs.cifar.config import CifarRunConfig
     own_recipe = flags.get("model") and not flags.get("recipe") and "train.recipe" not in " ".join(overrides or [])
     return build_config(CifarRunConfig, FLAGS, config, overrides, base,
                         implied={"train": {"recipe": None}} if own_recipe else None, **flags)
 
 
-CifarData = Annotated[Optional[str], typer.Option("--data", help="Dataset folder (default ../shared/data/cifar10).")]
+CifarData = Annotated[Optional[str], typer.Option("--data", metavar="FOLDER", help="Dataset folder.")]
 CifarModel = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="mlp, cnn, cnn-bn, blocks:ABCDEABC, transfer:vgg16, transfer:efficientnet_lite0, fastnet.")]
+    "--model", "-m", metavar="SPEC",
+    help="mlp, cnn, cnn-bn, blocks:ABCDEABC, transfer:vgg16, transfer:efficientnet_lite0, fastnet.")]
 CifarRecipe = Annotated[Optional[str], typer.Option(
-    help="mlp-sgd, cnn-adam, blocks-exp, transfer-sgd, fast (default: the model's own).")]
-CifarAugment = Annotated[Optional[str], typer.Option(help="none, a (jitter+affine+flip) or b (crop+flip).")]
+    metavar="NAME", help="mlp-sgd, cnn-adam, blocks-exp, transfer-sgd or fast. [default: the model's own]")]
+CifarAugment = Annotated[Optional[str], typer.Option(metavar="none|a|b",
+                                                     help="none, a (jitter+affine+flip) or b (crop+flip).")]
+SourceOpt = Annotated[Optional[str], typer.Option(metavar="folder|pickles|torchvision", help="Where images come from.")]
 CifarLimit = Annotated[Optional[int], typer.Option("--limit", help="At most N training images per class (quick runs).")]
 
 
 @app.command("models")
+@friendly
+@documented(None, None, "vislab cifar models")
 def cifar_models_cmd():
     """List the models with their trainable parameter counts."""
     from rich.table import Table as RTable
@@ -62,24 +75,27 @@ def cifar_models_cmd():
 
 @app.command("preview")
 @friendly
+@documented(CifarRunConfig, FLAGS, "vislab cifar preview --augment a", "vislab cifar preview -c cifar/fast",
+            none=NONE | {"out": "runs/NAME-preview"})
 def cifar_preview_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
-                      source: Annotated[Optional[str], typer.Option(help="folder, pickles or torchvision.")] = None,
-                      augment: CifarAugment = None, limit: CifarLimit = None,
+                      source: SourceOpt = None, augment: CifarAugment = None, limit: CifarLimit = None,
                       out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
                       image_index: Annotated[int, typer.Option(help="Training image shown under 10 draws.")] = 0,
                       progress: ProgressOpt = True):
     """Augmentation preview, 50 preprocessed training images, validation class distribution."""
-    from vislab.labs.cifar import lab as cifar
     cfg = build_cifar_config(config, overrides, data=data, source=source, augment=augment, limit=limit)
+    from vislab.labs.cifar import lab as cifar
     d = cifar.preview(cfg, out, progress, image_index)
     console.print(f"preview report: {d / 'report.html'}")
 
 
 @app.command("train")
 @friendly
+@documented(CifarRunConfig, FLAGS, "vislab cifar train -c cifar/fast",
+            "vislab cifar train -m cnn-bn --epochs 3 --limit 500", none=NONE)
 @engine_options
 def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
-                    source: Annotated[Optional[str], typer.Option(help="folder, pickles or torchvision.")] = None,
+                    source: SourceOpt = None,
                     model: CifarModel = None, recipe: CifarRecipe = None, augment: CifarAugment = None,
                     limit: CifarLimit = None,
                     pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained",
@@ -92,10 +108,10 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
                     name: NameOpt = None,
                     progress: ProgressOpt = True, engine: dict | None = None):
     """Train one CIFAR-10 model; writes checkpoints, logs, test metrics and report.html."""
-    from vislab.labs.cifar import lab as cifar
     cfg = build_cifar_config(config, overrides, data=data, source=source, model=model, recipe=recipe, augment=augment,
                              limit=limit, pretrained=pretrained, separable=separable, freeze=freeze, out=out,
                              name=name, **engine)
+    from vislab.labs.cifar import lab as cifar
     run_dir = cifar.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
         console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
@@ -103,36 +119,49 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
 
 @app.command("evaluate")
 @friendly
-def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors checkpoint.")],
+@documented(CifarRunConfig, FLAGS, "vislab cifar evaluate runs/cifar-fast",
+            "vislab cifar evaluate runs/cifar/checkpoints/best.safetensors --image-index 7",
+            none={"data": "the checkpoint's own data"})
+def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(
+                           metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a checkpoint file.")],
                        overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
                        model: Annotated[Optional[str], typer.Option(
-                           "--model", "-m", help="Check the checkpoint holds this model.")] = None,
+                           "--model", "-m", metavar="SPEC",
+                           help="Check the checkpoint holds this model. [default: no check]")] = None,
                        image_index: Annotated[int, typer.Option(help="Test image whose feature maps are drawn.")] = 0,
-                       out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                       out: Annotated[Optional[Path], typer.Option(
+                           help="Output folder. [default: eval beside the checkpoint's run]")] = None,
                        progress: ProgressOpt = True):
     """Evaluate a checkpoint: accuracy, per-class table, confusion, t-SNE, feature maps, report."""
-    from vislab.core.checkpoint import read_checked
-    from vislab.labs.cifar import lab as cifar
-    meta = read_checked(checkpoint, "cifar", "CIFAR")
+    path, meta = checkpoint_arg(checkpoint, "cifar", "CIFAR")
     cfg = build_cifar_config(config, overrides, base=meta.get("config"), data=data)
-    cifar.evaluate(checkpoint, cfg, model=model, out=out, progress=progress, image_index=image_index)
-    console.print(f"report: {Path(out or Path(checkpoint).parent.parent / 'eval') / 'report.html'}")
+    from vislab.labs.cifar import lab as cifar
+    cifar.evaluate(path, cfg, model=model, out=out, progress=progress, image_index=image_index)
+    console.print(f"report: {Path(out or path.parent.parent / 'eval') / 'report.html'}")
 
 
 @app.command("compare")
 @friendly
+@documented(CifarRunConfig, FLAGS, "vislab cifar compare --models mlp,cnn,cnn-bn --epochs 3",
+            "vislab cifar compare --models blocks:AAAAAAAA,blocks:EEEEEEEE --max-steps 500",
+            none=NONE | {"out": "runs (folder NAME-compare)"})
 def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: CifarData = None,
-                      models: Annotated[str, typer.Option(help="Comma-separated model specs.")] = "mlp,cnn,cnn-bn",
+                      models: Annotated[str, typer.Option(metavar="A,B,...", help="Comma-separated model specs.")
+                                        ] = "mlp,cnn,cnn-bn",
                       recipe: Annotated[Optional[str], typer.Option(
-                          help="One recipe for all (default: each model's own).")] = None,
+                          metavar="NAME", help="One recipe for all. [default: each model's own]")] = None,
                       epochs: EpochsOpt = None,
                       max_steps: Annotated[Optional[int], typer.Option(
                           help="Same step budget for every model.")] = None,
                       limit: CifarLimit = None, augment: CifarAugment = None,
-                      out: Annotated[Optional[str], typer.Option()] = None, progress: ProgressOpt = True):
+                      out: Annotated[Optional[str], typer.Option(metavar="FOLDER", help="Folder for the runs.")
+                                     ] = None, progress: ProgressOpt = True):
     """Train several models and write one report: params, time, accuracy, macro-F1, plots side by side."""
-    from vislab.labs.cifar import lab as cifar
     cfg = build_cifar_config(config, overrides, data=data, epochs=epochs, max_steps=max_steps, limit=limit,
                              augment=augment, out=out)
-    out_dir = cifar.compare(cfg, [m.strip() for m in models.split(",") if m.strip()], recipe, progress)
+    specs = words(models)
+    for m in specs:  # every model (and the recipe) is checked before the first one trains
+        build_cifar_config(None, None, base=cfg.model_dump(mode="json"), model=m, recipe=recipe)
+    from vislab.labs.cifar import lab as cifar
+    out_dir = cifar.compare(cfg, specs, recipe, progress)
     console.print(f"comparison report: {out_dir / 'report.html'}")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from vislab.core.config import Strict, TrainConfig, register_config_dir
 from vislab.core.recipes import register_recipe
+from vislab.labs.cifar.specs import check_spec
 
 LAB = "cifar"
 register_config_dir(LAB, Path(__file__).parent / "configs")
@@ -84,8 +85,11 @@ class CifarModelConfig(Strict):
     """transfer:efficientnet_lite0: side the 32x32 images are upsampled to inside the model (null: 64; larger is more
     accurate and slower)."""
 
+    _known_spec = field_validator("name")(classmethod(lambda cls, v: check_spec(v)))
+
 
 class CifarRunConfig(Strict):
+    lab: ClassVar[str] = LAB
     name: str = "cifar"
     """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
     out_dir: str = "runs"

@@ -26,7 +26,7 @@ from vislab.core.data.folders import ImageSet, load_folder
 from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
 from vislab.core.data.splits import take_per_class, val_split
-from vislab.core.engine import Trainer, new_run_dir, open_run, seed_all
+from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import confused_pairs, confusion_counts, per_class_report
 from vislab.core.objectives import ClassificationObjective, FlipTTA
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
@@ -128,6 +128,7 @@ def _tensor(images: np.ndarray, device: torch.device) -> torch.Tensor:
     return x.to(device) if device.type == "cuda" else x
 
 
+@guard_run
 def train(cfg: CifarRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True,
           data: CifarData | None = None) -> Path:
     """Train one model; returns the run folder (checkpoints, history.csv, metrics.json, report.html)."""
@@ -261,23 +262,36 @@ def _summary_table(m: dict) -> Table:
 
 def write_run_report(run_dir: Path, data: CifarData, cfg: CifarRunConfig, meta: dict, m: dict, history, cm,
                      feats, model, image_index: int = 0) -> Path:
+    from vislab.core.metrics import majority_baseline
+    from vislab.core.report import Figure
+    from vislab.core.summary import best_epoch, hyperparameter_table, per_class_sections, summary_card
     fig = run_dir / "figures"
     fig.mkdir(parents=True, exist_ok=True)
     classes = meta["classes"]
-    sections = [Section("Test metrics", "Checkpoint with the lowest validation loss, on the whole test set. "
-                        "Time to 85% counts training seconds until validation accuracy first reached 0.85.",
-                        tables=[_summary_table(m)])]
     pc = m["per_class"]
-    sections.append(Section("Per class", tables=[Table(["class", "precision", "recall", "F1", "support"],
-                                                       [[c, v["precision"], v["recall"], v["f1"], v["support"]]
-                                                        for c, v in pc.items()])],
-                            images=[plots.per_class_bars({c: v for c, v in pc.items() if c != "macro avg"},
-                                                         fig / "per_class.png", "Per-class precision / recall / F1")]))
+    base = majority_baseline(None, data.test.labels, np.bincount(data.train.labels, minlength=len(classes)))
+    scored = {"accuracy": m["accuracy"], "f1": m["macro_f1"]}
+    best = best_epoch(history or [], cfg.train.monitor, cfg.train.monitor_mode)
+    sections = [summary_card(history, cfg.train.monitor, cfg.train.monitor_mode, cfg.train.filled().epochs,
+                             {"CIFAR-10": scored}, {"CIFAR-10": base}, {"CIFAR-10": pc},
+                             f"the whole test set ({m['n_test']} images)", cfg.train.max_steps),
+                Section("Test metrics", "The best checkpoint on the whole test set. Time to 85% counts training "
+                        "seconds until validation accuracy first reached 0.85.", tables=[_summary_table(m)])]
+    sections.append(per_class_sections({"CIFAR-10": pc}))
+    sections[-1].images = [Figure(plots.per_class_bars({c: v for c, v in pc.items() if c != "macro avg"},
+                                                       fig / "per_class.png", "Precision, recall and F1"),
+                                  "Precision, recall and F1 of each class on the test set.")]
     sections.append(Section("Confusion", "Most confused pairs (both directions): " + "; ".join(
         f"{a} <-> {b}: {n} images ({s:.1%} of the two classes)" for a, b, n, s in m["confused_pairs"]),
-        images=[plots.confusion_matrix(cm, classes, fig / "confusion.png", "Confusion (row-normalised)")]))
+        images=[Figure(plots.confusion_matrix(cm, classes, fig / "confusion.png", "Confusion matrix"),
+                       "Each row is a true class; a cell is the share of it predicted as the column's class, with "
+                       "the count in brackets.")]))
     if history:
-        sections.append(Section("Training curves", images=[plots.training_curves(history, fig / "curves.png")],
+        curves = plots.training_curves(history, fig / "curves.png", "Training and validation", best_epoch=best,
+                                       steps=read_steps(Path(m["checkpoint"]).parent.parent))
+        sections.append(Section("Training curves", images=[Figure(
+            curves, "Loss, accuracy and macro F1 on the training and validation splits; the dashed line marks the "
+            "best epoch. Runs under three epochs are drawn per optimizer step.", "wide")],
                                 tables=[Table(["epoch", "lr", "train loss", "val loss", "train accuracy",
                                                "val accuracy", "images/s"],
                                               [[h["epoch"], h.get("lr"), h.get("train_loss"), h.get("val_loss"),
@@ -299,6 +313,8 @@ def write_run_report(run_dir: Path, data: CifarData, cfg: CifarRunConfig, meta: 
     sections.append(Section("Data", tables=[Table(["split", "images"], data_rows(data))],
                             images=[plots.class_distribution(data.train.counts(data.val_rows), fig / "val_classes.png",
                                                              "Validation set: images per class")]))
+    sections.append(Section("Hyperparameters", "What the run trained with: every field the recipe fills in, "
+                            "resolved, and where it came from.", tables=[hyperparameter_table(cfg.train)]))
     sections.append(Section("Configuration",
                             tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))]))
     html, _ = write_report(run_dir, f"vislab CIFAR-10 run: {run_dir.name}", sections,

@@ -50,7 +50,6 @@ at lr), which the engine uses. Models only use out-of-place ops and accept chann
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import torch
@@ -58,6 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vislab.core.models import PretrainedUnavailable, backbone_data_config, create_backbone
+from vislab.labs.cifar.specs import BLOCK_DOCS, BLOCK_WIDTHS, CIFAR_MODELS, check_spec, parse_blocks  # noqa: F401
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -215,9 +215,6 @@ class BlockE(nn.Module):
 
 
 BLOCKS: dict[str, Callable[..., nn.Module]] = {"A": BlockA, "B": BlockB, "C": BlockC, "D": BlockD, "E": BlockE}
-BLOCK_DOCS = {"A": "conv-BN-ReLU", "B": "A + spatial attention", "C": "A + squeeze-excitation",
-              "D": "residual", "E": "grouped bottleneck"}
-BLOCK_WIDTHS = (128, 128, 256, 256, 256, 512, 512, 512)
 POOL_AFTER = (3, 5, 8)  # 1-based block indices followed by max-pool 2
 
 
@@ -444,39 +441,6 @@ class FastNet(nn.Module):
 # --------------------------------------------------------------------------- factory
 
 
-CIFAR_MODELS: dict[str, str] = {
-    "mlp": "MLP 3072-256-128-10",
-    "cnn": "3 stages of two 3x3 convs (32-64, 128-128, 256-256)",
-    "cnn-bn": "cnn + BatchNorm and Dropout(0.2) after each pool",
-    "blocks:<8 letters A-E>": "stem + 8 blocks: " + ", ".join(f"{k} {v}" for k, v in BLOCK_DOCS.items())
-                              + " (D: separable=True or suffix -sep)",
-    "transfer:vgg16": "ImageNet VGG16 features (first 19 layers frozen) + 256-128 head",
-    "transfer:efficientnet_lite0": "ImageNet EfficientNet-Lite0 at 64x64 (stem + 2 stages frozen) + linear head",
-    "fastnet": "airbench94-style fast net (2x2 whitening stem, widths 64-256-256)",
-}
-
-_BLOCKS_RE = re.compile(r"blocks:([A-Za-z]*)(-sep)?")
-
-
-def _bad_spec(msg: str) -> ValueError:
-    return ValueError(f"{msg}. Valid models: {', '.join(CIFAR_MODELS)}; block letters: "
-                      f"{', '.join(f'{k} ({v})' for k, v in BLOCK_DOCS.items())}")
-
-
-def parse_blocks(spec: str) -> tuple[str, bool]:
-    """'blocks:ABCDEABC' -> ('ABCDEABC', False); 'blocks:DDDDDDDD-sep' -> ('DDDDDDDD', True)."""
-    m = _BLOCKS_RE.fullmatch(spec.strip())
-    if not m:
-        raise _bad_spec(f"bad block model spec {spec!r}")
-    letters = m.group(1).upper()
-    bad = sorted({c for c in letters if c not in BLOCKS})
-    if bad:
-        raise _bad_spec(f"unknown block letter(s) {', '.join(map(repr, bad))} in {spec!r}; valid letters are A-E")
-    if len(letters) != len(BLOCK_WIDTHS):
-        raise _bad_spec(f"{spec!r} has {len(letters)} block letters, needs {len(BLOCK_WIDTHS)}")
-    return letters, bool(m.group(2))
-
-
 def create_cifar_model(spec: str, num_classes: int = 10, **opts) -> nn.Module:
     """A CIFAR model from its spec (see `CIFAR_MODELS`); `opts` go to its constructor
     (separable, pretrained, freeze, input_size, widths, ...)."""
@@ -494,7 +458,8 @@ def create_cifar_model(spec: str, num_classes: int = 10, **opts) -> nn.Module:
         return EfficientNetTransfer(num_classes, **opts)
     if name == "fastnet":
         return FastNet(num_classes, **opts)
-    raise _bad_spec(f"unknown CIFAR model {spec!r}")
+    check_spec(name)  # raises for an unknown spec (with the valid ones)
+    raise AssertionError(f"{name!r} passed check_spec but has no constructor")
 
 
 TABLE_SPECS = ["mlp", "cnn", "cnn-bn", *[f"blocks:{c * 8}" for c in "ABCDE"], "blocks:DDDDDDDD-sep", "blocks:ABCDEABC",

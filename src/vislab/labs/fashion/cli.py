@@ -1,4 +1,7 @@
-"""`vislab fashion eda | train | evaluate | compare | predict` and `vislab demo`."""
+"""`vislab fashion eda | train | evaluate | compare | predict` and `vislab demo`.
+
+Every command checks its flags and config before it imports torch or reads data; the lab module (torch,
+timm, Fabric) is imported only once the input is known to be good."""
 from __future__ import annotations
 
 import json
@@ -17,6 +20,7 @@ from vislab.core.cli import (
     ProgressOpt,
     ResumeOpt,
     build_config,
+    checkpoint_arg,
     choice,
     console,
     engine_options,
@@ -25,6 +29,8 @@ from vislab.core.cli import (
     friendly,
     words,
 )
+from vislab.core.clihelp import documented
+from vislab.labs.fashion.config import FashionRunConfig
 
 app = typer.Typer(no_args_is_help=True, help="Fashion attributes: one backbone, one head per attribute.")
 
@@ -32,29 +38,37 @@ FLAGS = {"data": "data.root", "csv": "data.csv", "image_dir": "data.image_dir", 
          "label_cols": "data.label_cols", "image_size": "data.image_size", "limit": "data.limit",
          "backbone": "model.backbone", "pretrained": "model.pretrained", "freeze_backbone": "model.freeze_backbone",
          **ENGINE_FLAGS}
+NONE = {"data": "the synthetic demo data", "limit": "every row", "out": "runs", "name": "fashion",
+        "resume": "a new run"}
+EVAL_NONE = {"data": "the checkpoint's own data", "csv": "the checkpoint's", "image_dir": "the checkpoint's",
+             "image_col": "the checkpoint's", "limit": "the checkpoint's (every row)"}
 
 DataOpt = Annotated[Optional[str], typer.Option(
-    "--data", help="Dataset folder (CSV + images). Default: synthetic demo data.")]
-CsvOpt = Annotated[Optional[str], typer.Option("--csv", help="CSV file, relative to --data or absolute.")]
+    "--data", metavar="FOLDER", help="Dataset folder (a CSV + an image folder).")]
+CsvOpt = Annotated[Optional[str], typer.Option("--csv", metavar="FILE",
+                                               help="CSV file, relative to --data or absolute.")]
 ImageDirOpt = Annotated[Optional[str], typer.Option(
-    "--image-dir", help="Image folder, relative to --data or absolute.")]
-ImageColOpt = Annotated[Optional[str], typer.Option("--image-col", help="CSV column with the image file name or id.")]
+    "--image-dir", metavar="FOLDER", help="Image folder, relative to --data or absolute.")]
+ImageColOpt = Annotated[Optional[str], typer.Option(
+    "--image-col", metavar="COLUMN", help="CSV column with the image file name or id.")]
 LabelColsOpt = Annotated[Optional[str], typer.Option(
-    "--label-cols", help="Comma-separated label columns, one head each.")]
-SizeOpt = Annotated[Optional[str], typer.Option("--image-size", help="HEIGHTxWIDTH, e.g. 128x96.")]
+    "--label-cols", metavar="A,B,...", help="Comma-separated label columns, one head each.")]
+SizeOpt = Annotated[Optional[str], typer.Option("--image-size", metavar="HxW",
+                                                help="Height x width images are resized to, e.g. 128x96.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use only N rows of the CSV (quick runs).")]
+CheckpointArg = Annotated[Path, typer.Argument(
+    metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a .safetensors checkpoint.")]
 
 
 def build_fashion_config(config, overrides, base: dict | None = None, label_cols: str | None = None,
-                         image_size: str | None = None, **flags):
+                         image_size: str | None = None, **flags) -> FashionRunConfig:
     """The fashion run config from --config, flags (--label-cols a,b; --image-size HxW) and overrides."""
-    from vislab.labs.fashion.config import FashionRunConfig
     size = None
     if image_size is not None:
         try:
             h, w = (int(p) for p in image_size.lower().split("x"))
         except ValueError:
-            fail(f"--image-size must look like 128x96 (height x width), got {image_size!r}")
+            fail(f"--image-size must look like 128x96 (height x width), got {image_size!r}", code=2)
         size = [h, w]
     return build_config(FashionRunConfig, FLAGS, config, overrides, base,
                         label_cols=None if label_cols is None else words(label_cols), image_size=size, **flags)
@@ -62,39 +76,45 @@ def build_fashion_config(config, overrides, base: dict | None = None, label_cols
 
 @app.command("eda")
 @friendly
+@documented(FashionRunConfig, FLAGS, "vislab fashion eda --data ../shared/data/fashion-products",
+            "vislab fashion eda -c fashion/default --out runs/eda", none=NONE | {"out": "runs/fashion-eda"})
 def eda_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None, csv: CsvOpt = None,
             image_dir: ImageDirOpt = None, image_col: ImageColOpt = None, label_cols: LabelColsOpt = None,
             image_size: SizeOpt = None, limit: LimitOpt = None,
             out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None, progress: ProgressOpt = True):
     """Clean the data, print counts per step, plot class distributions, write an EDA report."""
-    from vislab.labs.fashion import lab as fashion
     cfg = build_fashion_config(config, overrides, data=data, csv=csv, image_dir=image_dir, image_col=image_col,
-                       label_cols=label_cols, image_size=image_size, limit=limit)
+                               label_cols=label_cols, image_size=image_size, limit=limit)
+    from vislab.labs.fashion import lab as fashion
     fashion.eda(cfg, out, progress)
 
 
 @app.command("train")
 @friendly
+@documented(FashionRunConfig, FLAGS, "vislab fashion train -c fashion/default",
+            "vislab fashion train --data shop/ --label-cols gender,baseColour --epochs 3 --image-size 128x96",
+            none=NONE)
 @engine_options
 def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None, csv: CsvOpt = None,
               image_dir: ImageDirOpt = None, image_col: ImageColOpt = None, label_cols: LabelColsOpt = None,
               image_size: SizeOpt = None, limit: LimitOpt = None,
-              backbone: Annotated[Optional[str], typer.Option(help="timm model name.")] = None,
+              backbone: Annotated[Optional[str], typer.Option(metavar="NAME", help="timm model name.")] = None,
               pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained",
                                                                  help="ImageNet weights.")] = None,
-              freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone/--finetune",
-                                                                      help="Linear probe on cached features.")] = None,
-              recipe: Annotated[Optional[str], typer.Option(help="baseline or tuned.")] = None,
+              freeze_backbone: Annotated[Optional[bool], typer.Option(
+                  "--freeze-backbone/--finetune", help="Linear probe on cached features, or fine-tune it all.")] = None,
+              recipe: Annotated[Optional[str], typer.Option(metavar="baseline|tuned",
+                                                            help="Preset of the train.* fields left unset.")] = None,
               resume: ResumeOpt = None,
               out: OutOpt = None,
               name: NameOpt = None,
               progress: ProgressOpt = True, engine: dict | None = None):
     """Train a multi-task model; writes checkpoints, logs, test metrics and report.html."""
-    from vislab.labs.fashion import lab as fashion
     cfg = build_fashion_config(config, overrides, data=data, csv=csv, image_dir=image_dir, image_col=image_col,
                                label_cols=label_cols, image_size=image_size, limit=limit, backbone=backbone,
                                pretrained=pretrained, freeze_backbone=freeze_backbone, recipe=recipe, out=out,
                                name=name, **engine)
+    from vislab.labs.fashion import lab as fashion
     run_dir = fashion.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
         console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}\n"
@@ -103,55 +123,83 @@ def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataO
 
 @app.command("evaluate")
 @friendly
-def evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors checkpoint.")],
+@documented(FashionRunConfig, FLAGS, "vislab fashion evaluate runs/fashion",
+            "vislab fashion evaluate runs/fashion --data other-shop/ --csv products.csv", none=EVAL_NONE)
+def evaluate_cmd(checkpoint: CheckpointArg,
                  overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None, csv: CsvOpt = None,
                  image_dir: ImageDirOpt = None, image_col: ImageColOpt = None, limit: LimitOpt = None,
-                 split: Annotated[str, typer.Option(help="test, val, train, or all (every row of --data).")] = "test",
-                 out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
+                 split: Annotated[Optional[str], typer.Option(
+                     metavar="test|val|train|all",
+                     help="Rows to score: a split of the training data, or all (every row of --data). "
+                          "[default: test; all when --data is other data]")] = None,
+                 partial: Annotated[bool, typer.Option(
+                     "--partial/--complete-rows",
+                     help="Also score rows with a label unseen in training, on the tasks whose labels are known.")
+                 ] = False,
+                 out: Annotated[Optional[Path], typer.Option(
+                     help="Output folder. [default: eval-SPLIT beside the checkpoint's run]")] = None,
                  progress: ProgressOpt = True):
-    """Evaluate a checkpoint: per-task metrics, confusion matrices, ROC, errors, report."""
-    choice(split, ["test", "val", "train", "all"], "--split")
-    from vislab.core.checkpoint import read_checked
-    from vislab.labs.fashion import lab as fashion
-    meta = read_checked(checkpoint, "fashion")  # another lab's checkpoint: one line, before its config is read
+    """Evaluate a checkpoint: per-task metrics, per-class tables, confusion matrices, ROC, errors, report."""
+    if split is not None:
+        choice(split, ["test", "val", "train", "all"], "--split")
+    path, meta = checkpoint_arg(checkpoint, "fashion")  # another lab's checkpoint: one line, before any config
     cfg = build_fashion_config(config, overrides, base=meta.get("config"), data=data, csv=csv, image_dir=image_dir,
-                       image_col=image_col, limit=limit)
-    res = fashion.evaluate(checkpoint, cfg, split=split, out=out, progress=progress)
-    console.print(f"report: {Path(out or Path(checkpoint).parent.parent / f'eval-{split}') / 'report.html'}")
+                               image_col=image_col, limit=limit)
+    from vislab.labs.fashion import lab as fashion
+    res = fashion.evaluate(path, cfg, split=split, out=out, progress=progress, partial=partial)
+    console.print(f"report: {Path(res['report'])}")
     return res
 
 
 @app.command("compare")
 @friendly
+@documented(FashionRunConfig, FLAGS, "vislab fashion compare --recipes baseline,tuned --epochs 2 --limit 600",
+            "vislab fashion compare -c fashion/default --backbones tf_efficientnet_lite0,tf_efficientnet_lite1",
+            none=NONE | {"out": "runs (folder NAME-compare)"})
 def compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt = None,
-                backbones: Annotated[str, typer.Option(help="Comma-separated timm names.")] = "tf_efficientnet_lite0",
-                recipes: Annotated[str, typer.Option(help="Comma-separated recipes.")] = "baseline,tuned",
+                backbones: Annotated[str, typer.Option(metavar="A,B,...", help="Comma-separated timm names.")
+                                     ] = "tf_efficientnet_lite0",
+                recipes: Annotated[str, typer.Option(metavar="A,B,...", help="Comma-separated recipes.")
+                                   ] = "baseline,tuned",
                 epochs: EpochsOpt = None,
                 max_steps: Annotated[Optional[int], typer.Option(help="Same step budget for every run.")] = None,
                 limit: LimitOpt = None, image_size: SizeOpt = None,
-                pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
-                freeze_backbone: Annotated[Optional[bool], typer.Option("--freeze-backbone/--finetune")] = None,
-                out: Annotated[Optional[str], typer.Option()] = None, progress: ProgressOpt = True):
+                pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained",
+                                                                   help="ImageNet weights.")] = None,
+                freeze_backbone: Annotated[Optional[bool], typer.Option(
+                    "--freeze-backbone/--finetune", help="Linear probe, or fine-tune it all.")] = None,
+                out: Annotated[Optional[str], typer.Option(metavar="FOLDER", help="Folder for the runs.")] = None,
+                progress: ProgressOpt = True):
     """Train backbones x recipes with the same budget; write a comparison report."""
-    from vislab.labs.fashion import lab as fashion
     cfg = build_fashion_config(config, overrides, data=data, epochs=epochs, max_steps=max_steps, limit=limit,
-                       image_size=image_size, pretrained=pretrained, freeze_backbone=freeze_backbone, out=out)
-    out_dir = fashion.compare(cfg, [b.strip() for b in backbones.split(",") if b.strip()],
-                              [r.strip() for r in recipes.split(",") if r.strip()], progress)
+                               image_size=image_size, pretrained=pretrained, freeze_backbone=freeze_backbone, out=out)
+    names, recipe_names = words(backbones), words(recipes)
+    for b in names:  # every run's config is checked before the first one trains
+        build_fashion_config(None, None, base=cfg.model_dump(mode="json"), backbone=b)
+    for r in recipe_names:
+        build_fashion_config(None, None, base=cfg.model_dump(mode="json"), recipe=r)
+    from vislab.labs.fashion import lab as fashion
+    out_dir = fashion.compare(cfg, names, recipe_names, progress)
     console.print(f"comparison report: {out_dir / 'report.html'}")
 
 
 @app.command("predict")
 @friendly
-def predict_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors checkpoint.")],
-                images: Annotated[list[Path], typer.Argument(help="Image files.")],
+@documented(None, None, "vislab fashion predict runs/fashion shirt.jpg",
+            "vislab fashion predict runs/fashion/checkpoints/best.safetensors 'photos/*.jpg' --json")
+def predict_cmd(checkpoint: CheckpointArg,
+                images: Annotated[list[str], typer.Argument(
+                    metavar="IMAGES...", help="Image files, folders (searched recursively) or glob patterns.")],
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False):
     """Print each attribute with its confidence and a one-line caption, per image."""
+    from vislab.core.data.paths import expand_images
+    path, _ = checkpoint_arg(checkpoint, "fashion")
+    files = expand_images(images)  # every argument names something, before the model is loaded
     from vislab.core.data.images import ImageError
     from vislab.labs.fashion.predict import Predictor
-    pred = Predictor.load(checkpoint)
+    pred = Predictor.load(path)
     results, failed = [], 0
-    for img in images:
+    for img in files:
         try:
             results.append(pred.predict(img).as_dict() | {"image": str(img)})
         except ImageError as e:
@@ -173,12 +221,13 @@ def predict_cmd(checkpoint: Annotated[Path, typer.Argument(help="A .safetensors 
 
 
 @friendly
-def demo_cmd(out: Annotated[str, typer.Option(help="Folder for runs.")] = "runs",
+@documented(None, None, "vislab demo", "vislab demo --out /tmp/runs --no-progress")
+def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for runs.")] = "runs",
              config: ConfigOpt = None, progress: ProgressOpt = True):
     """Synthetic products: train -> evaluate -> report -> predict, in a few minutes on 2 CPU cores."""
+    cfg = build_fashion_config(config or "fashion/demo", None, out=out, name="demo")
     from vislab.labs.fashion import lab as fashion
     from vislab.labs.fashion.predict import Predictor
-    cfg = build_fashion_config(config or "fashion/demo", None, out=out, name="demo")
     run_dir = fashion.train(cfg, progress=progress)
     pred = Predictor.load(run_dir / "checkpoints" / "best.safetensors")
     import pandas as pd

@@ -3,9 +3,11 @@ tuned recipes. Packaged YAMLs: `-c fashion/default` (the Kaggle data), `-c fashi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
+from vislab.core.backbones import check_backbone
 from vislab.core.config import Strict, TrainConfig, check_split, field_validator, register_config_dir
 from vislab.core.config import load_config as _load_config
 from vislab.core.recipes import register_recipe
@@ -76,8 +78,11 @@ class FashionModelConfig(Strict):
     freeze_backbone: bool = False
     """Linear probe: backbone features computed once (cached), only the heads train."""
 
+    _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
+
 
 class FashionRunConfig(Strict):
+    lab: ClassVar[str] = LAB
     name: str = "fashion"
     """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
     out_dir: str = "runs"

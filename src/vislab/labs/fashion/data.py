@@ -45,6 +45,8 @@ class CleanStep:
     removed: int
     remaining: int
     detail: str = ""
+    table: list[list] | None = None
+    """Rows that detail the step (the colour merge: raw value, merged value, rows)."""
 
 
 def merge_colours(values: pd.Series) -> pd.Series:
@@ -142,9 +144,10 @@ def load_table(cfg: FashionDataConfig,
     require_columns(df, [cfg.image_col], what="image")
     require_columns(df, cfg.label_cols)
     steps = [CleanStep("rows read", 0, rep.rows + len(rep.malformed),
-                       f"{len(rep.repaired)} rows had unquoted commas, rejoined")]
+                       f"{len(rep.repaired)} rows had unquoted commas, rejoined" if rep.repaired else "")]
+    lines = ", ".join(map(str, rep.malformed[:10])) + (" ..." if len(rep.malformed) > 10 else "")
     steps.append(CleanStep("malformed rows (too few fields)", len(rep.malformed), rep.rows,
-                           f"lines {rep.malformed[:10]}" if rep.malformed else ""))
+                           f"lines {lines}" if rep.malformed else ""))
     if cfg.limit:
         before = len(df)
         df = df.sample(frac=1.0, random_state=cfg.seed).head(cfg.limit).sort_index()
@@ -153,37 +156,64 @@ def load_table(cfg: FashionDataConfig,
     per_col = {c: int(df[c].isna().sum()) for c in cfg.label_cols if df[c].isna().any()}
     df = df[~missing]
     steps.append(CleanStep("missing value in a target column", int(missing.sum()), len(df),
-                           str(per_col) if per_col else ""))
+                           ", ".join(f"{c} {n}" for c, n in per_col.items())))
     if cfg.merge_colours and cfg.colour_col in cfg.label_cols:
-        before = df[cfg.colour_col].nunique()
-        df = df.assign(**{cfg.colour_col: merge_colours(df[cfg.colour_col])})
+        raw = df[cfg.colour_col]
+        counts = raw.value_counts()
+        merged = [[v, COLOUR_MAP[v], int(n)] for v, n in counts.items() if v in COLOUR_MAP]
+        df = df.assign(**{cfg.colour_col: merge_colours(raw)})
         steps.append(CleanStep("colours merged (no rows removed)", 0, len(df),
-                               f"{before} -> {df[cfg.colour_col].nunique()} values"))
+                               f"{raw.nunique()} -> {df[cfg.colour_col].nunique()} values",
+                               sorted(merged, key=lambda r: (r[1], -r[2]))))
     return df.reset_index(drop=True), steps, root
 
 
-def prepare(cfg: FashionDataConfig, progress: bool = True) -> Prepared:
-    """CSV -> cleaned, decoded (cached), encoded and split data."""
-    df, steps, root = load_table(cfg)
+def _decode(cfg: FashionDataConfig, df: pd.DataFrame, root: Path, steps: list[CleanStep], progress: bool):
+    """Decode the table's images once (cached); count each failure kind as a cleaning step. Returns
+    (images, positions of the decodable rows, cache file); `df` gains the `_image` path column."""
     paths = image_paths(df, root, cfg)
     images, status, cache_file = decode_images(paths, cfg.image_size, cfg.cache_dir, cfg.workers, progress)
     df["_image"] = [str(p) for p in paths]
-    keep = status == OK
     remaining = len(df)
     for code, name in STATUS_NAMES.items():
         hit = np.flatnonzero(status == code)
         remaining -= len(hit)
         ex = [paths[i].name for i in hit[:5]]
-        steps.append(CleanStep(name, len(hit), remaining, f"e.g. {ex}" if ex else ""))
-    rows = np.flatnonzero(keep)
+        steps.append(CleanStep(name, len(hit), remaining, f"e.g. {', '.join(ex)}" if ex else ""))
+    return images, np.flatnonzero(status == OK), cache_file
+
+
+def _rare_step(cfg: FashionDataConfig, before: int, after: int, dropped: list[str]) -> CleanStep:
+    detail = f"{len(dropped)} classes: " + ", ".join(dropped[:12]) + (" ..." if len(dropped) > 12 else "")
+    return CleanStep(f"classes with < {cfg.min_samples} samples (repeated until stable)", before - after, after,
+                     detail if dropped else "")
+
+
+def _nothing_left(cfg: FashionDataConfig, steps: list[CleanStep]) -> DataError:
+    """Why no row survived cleaning, with the knob that would keep some."""
+    removed = "; ".join(f"{s.step}: {s.removed} removed" for s in steps if s.removed)
+    hint = ""
+    if steps and steps[-1].step.startswith("classes with <"):
+        hint = (f". Every class has fewer than data.min_samples={cfg.min_samples} rows"
+                + (f" in the {cfg.limit} rows that --limit keeps" if cfg.limit else "")
+                + f": lower it (e.g. data.min_samples={max(1, cfg.min_samples // 10)})"
+                + (" or raise --limit" if cfg.limit else ""))
+    return DataError(f"no rows left after cleaning ({removed}){hint}")
+
+
+def prepare(cfg: FashionDataConfig, progress: bool = True) -> Prepared:
+    """CSV -> cleaned, decoded (cached), encoded and split data: the training pipeline."""
+    df, steps, root = load_table(cfg)
+    # The rare-class filter on the labels alone, before any image is decoded: if it leaves nothing even when
+    # every image decodes, say so now (with the knob) instead of after decoding.
+    if len(df) and not len(drop_rare_classes(df, cfg.label_cols, cfg.min_samples)[0]):
+        raise _nothing_left(cfg, steps + [_rare_step(cfg, len(df), 0, [])])
+    images, rows, cache_file = _decode(cfg, df, root, steps, progress)
     sub = df.iloc[rows]
     sub2, dropped = drop_rare_classes(sub, cfg.label_cols, cfg.min_samples)
-    steps.append(CleanStep(f"classes with < {cfg.min_samples} samples (repeated until stable)",
-                           len(sub) - len(sub2), len(sub2),
-                           f"{len(dropped)} classes: " + ", ".join(dropped[:12])
-                           + (" ..." if len(dropped) > 12 else "")))
+    steps.append(_rare_step(cfg, len(sub), len(sub2), dropped))
     if len(sub2) == 0:
-        raise DataError("no rows left after cleaning: " + "; ".join(f"{s.step}: -{s.removed}" for s in steps))
+        raise _nothing_left(cfg, steps)
     positions = rows[np.isin(rows, sub2.index.to_numpy())]  # row positions into the decoded array
     df = df.iloc[positions].reset_index(drop=True)
     encoders = fit_encoders(df, cfg.label_cols)
@@ -193,6 +223,42 @@ def prepare(cfg: FashionDataConfig, progress: bool = True) -> Prepared:
     # Gather only the kept rows (contiguous copy when rows were dropped; the memmap otherwise).
     imgs = images if len(positions) == len(images) else np.ascontiguousarray(images[positions])
     return Prepared(df, imgs, targets, encoders, splits, steps, cache_file)
+
+
+def prepare_eval(cfg: FashionDataConfig, encoders: dict[str, list[str]], partial: bool = False,
+                 progress: bool = True) -> tuple[Prepared, dict[str, dict[str, int]]]:
+    """Evaluation data for a checkpoint with `encoders`: every row whose labels the checkpoint knows. The
+    rare-class filter is a training-time step and is not applied. A row with a label unseen in training is
+    counted (per task, in the returned `{task: {label: rows}}`) and left out, or with `partial` kept and
+    scored on the tasks whose labels are known (its unknown ones are -1 in `targets`). `splits` holds "all"
+    (every kept row) beside a fresh train/val/test split of them."""
+    df, steps, root = load_table(cfg)
+    images, rows, cache_file = _decode(cfg, df, root, steps, progress)
+    df = df.iloc[rows].reset_index(drop=True)
+    targets, unseen = encode(df, encoders)
+    known = targets >= 0
+    keep = known.any(1) if partial else known.all(1)
+    detail = "; ".join(f"{t}: " + ", ".join(f"{k} ({v})" for k, v in sorted(c.items(), key=lambda kv: -kv[1])[:6])
+                       for t, c in unseen.items())
+    what = ("rows with no label known to the model" if partial else "rows with a label unseen in training")
+    steps.append(CleanStep(what, int((~keep).sum()), int(keep.sum()), detail))
+    if not keep.any():
+        raise DataError("no row of the evaluation data can be scored: " + "; ".join(
+            f"{s.step}: {s.removed} removed" for s in steps if s.removed))
+    positions = rows[keep]
+    df, targets = df[keep].reset_index(drop=True), targets[keep]
+    strat_col = cfg.stratify_col if cfg.stratify_col in df.columns else cfg.label_cols[0]
+    splits = stratified_split(df[strat_col].tolist(), cfg.split, cfg.seed) if len(df) >= 3 else {}
+    splits["all"] = np.arange(len(df))
+    imgs = images if len(positions) == len(images) else np.ascontiguousarray(images[positions])
+    return Prepared(df, imgs, targets, dict(encoders), splits, steps, cache_file), unseen
+
+
+def train_class_counts(prepared: Prepared) -> dict[str, list[int]]:
+    """{task: rows per class (encoder order)} of the training split: stored in the checkpoint, for the majority
+    baseline of any later evaluation."""
+    tr = prepared.targets[prepared.splits["train"]]
+    return {t: np.bincount(tr[:, j], minlength=len(c)).tolist() for j, (t, c) in enumerate(prepared.encoders.items())}
 
 
 def class_counts(prepared: Prepared, split: str | None = None) -> dict[str, dict[str, int]]:

@@ -24,14 +24,22 @@ from vislab.core import plots
 from vislab.core.data.cache import cache_root
 from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
-from vislab.core.engine import Trainer, new_run_dir, open_run, seed_all
+from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import majority_baseline
 from vislab.core.objectives import ClassificationObjective
 from vislab.core.report import Section, Table, hardware, rich_console, write_report
 from vislab.core.report import flat_config as _flat_cfg
 from vislab.core.transforms import BatchTransform
 from vislab.labs.fashion.config import FashionRunConfig
-from vislab.labs.fashion.data import Prepared, class_counts, encode, prepare, save_summary
+from vislab.labs.fashion.data import (
+    Prepared,
+    class_counts,
+    encode,
+    prepare,
+    prepare_eval,
+    save_summary,
+    train_class_counts,
+)
 from vislab.labs.fashion.model import HeadsOnly, MultiTaskNet
 from vislab.labs.fashion.plots import ablation_bars, comparison_bars
 
@@ -97,9 +105,11 @@ def checkpoint_meta(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet
     return {"lab": "fashion", "config": cfg.model_dump(mode="json"), "encoders": prepared.encoders,
             "tasks": prepared.tasks, "backbone": cfg.model.backbone,
             "image_size": list(cfg.data.image_size), "data_config": net.data_config,
-            "split_sizes": {k: int(len(v)) for k, v in prepared.splits.items()}}
+            "split_sizes": {k: int(len(v)) for k, v in prepared.splits.items()},
+            "train_class_counts": train_class_counts(prepared)}
 
 
+@guard_run
 def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True) -> Path:
     """Train one model; returns the run directory (checkpoints, history, metrics, report)."""
     console = rich_console()
@@ -145,8 +155,10 @@ def _print_cleaning(console, prepared: Prepared) -> None:
     t = RTable(title="data cleaning")
     for c in ("step", "removed", "remaining", "detail"):
         t.add_column(c)
-    for r in prepared.summary_rows():
-        t.add_row(*(str(v) for v in r))
+    rows = prepared.summary_rows()
+    for i, r in enumerate(rows):  # the steps that removed rows (and the first and last)
+        if r[1] or i in (0, len(rows) - 1):
+            t.add_row(*(str(v) for v in r))
     console.print(t)
     console.print("classes per task: " + ", ".join(f"{k} {v}" for k, v in prepared.tasks.items())
                   + "; split sizes: " + ", ".join(f"{k} {len(v)}" for k, v in prepared.splits.items()))
@@ -194,32 +206,49 @@ def remap_targets(prepared: Prepared, encoders: dict[str, list[str]]) -> tuple[n
 
 
 def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, history: list[dict] | None = None,
-                 seconds: float | None = None, console=None, split: str = "test", path: Path | None = None) -> dict:
-    """Evaluate a checkpoint (default: run_dir's best) on a split; write metrics.json, plots, report in run_dir."""
+                 seconds: float | None = None, console=None, split: str = "test", path: Path | None = None,
+                 scope: str | None = None, train_counts: dict[str, list[int]] | None = None,
+                 steps_dir: Path | None = None) -> dict:
+    """Evaluate a checkpoint (default: run_dir's best) on a split; write metrics.json, plots, report in run_dir.
+    `scope` says in words which rows were scored; `train_counts` (rows per class of the checkpoint's training
+    split) gives the majority baselines, else the split "train" of `prepared` does."""
     console = console or rich_console()
     path = path or run_dir / "checkpoints" / "best.safetensors"
-    rows = prepared.splits[split] if len(prepared.splits[split]) else prepared.splits["val"]
+    if split == "test" and not len(prepared.splits["test"]):
+        split = "val"  # a data split without a test part: the validation rows are the held-out ones
+    rows = prepared.splits[split]
+    scope = scope or f"the {split} split ({len(rows)} held-out images)"
     metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size)
-    train_rows = prepared.splits["train"]
-    baselines = {t: majority_baseline(prepared.targets[train_rows, j], prepared.targets[rows, j])
+    train_rows = prepared.splits.get("train", rows)
+    baselines = {t: majority_baseline(prepared.targets[train_rows, j], prepared.targets[rows, j],
+                                      (train_counts or {}).get(t))
                  for j, t in enumerate(prepared.encoders)}
-    out = {"split": split, "n": int(len(rows)), "checkpoint": str(path), "metrics": metrics,
-           "majority_baseline": baselines, "train_seconds": seconds}
+    scored = {t: int((prepared.targets[rows, j] >= 0).sum()) for j, t in enumerate(prepared.encoders)}
+    out = {"split": split, "scope": scope, "n": int(len(rows)), "n_per_task": scored, "checkpoint": str(path),
+           "metrics": metrics,
+           "majority_baseline": baselines, "train_seconds": seconds,
+           "cleaning": [s.__dict__ for s in prepared.steps]}
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
-    _print_metrics(console, metrics, baselines, split, len(rows))
-    write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds)
+    _print_metrics(console, metrics, baselines, f"metrics on {scope}")
+    out["report"] = str(write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds,
+                                         scope=scope, steps_dir=steps_dir))
     return out
 
 
-def _print_metrics(console, metrics: dict, baselines: dict, split: str, n: int) -> None:
+def _print_metrics(console, metrics: dict, baselines: dict, title: str) -> None:
+    """The metrics table on the terminal, in percent so that it fits 80 columns (a narrower terminal folds)."""
+    from rich import box
     from rich.table import Table as RTable
-    t = RTable(title=f"{split} metrics ({n} images)")
-    for c in ("task", "accuracy", "majority", "macro F1", "precision", "recall", "ROC-AUC", "loss"):
-        t.add_column(c, justify="right" if c != "task" else "left")
+    t = RTable(title=f"{title}\naccuracy, majority baseline and macro F1 / precision / recall in %",
+               title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for c in ("task", "acc", "majority", "F1", "prec", "recall", "AUC", "loss"):
+        t.add_column(c, justify="left" if c == "task" else "right", no_wrap=c == "task", overflow="fold")
+    pct = lambda v: f"{100 * v:.1f}" if v == v else "-"  # noqa: E731  (NaN -> -)
     for task, m in metrics.items():
-        t.add_row(task, *(f"{m.get(k, float('nan')):.4f}" for k in ("accuracy",)),
-                  f"{np.mean(list(baselines.values())) if task == 'average' else baselines[task]:.4f}",
-                  *(f"{m.get(k, float('nan')):.4f}" for k in ("f1", "precision", "recall", "auroc", "loss")))
+        base = float(np.nanmean(list(baselines.values()))) if task == "average" else baselines[task]
+        t.add_row(task, pct(m.get("accuracy", float("nan"))), pct(base),
+                  *(pct(m.get(k, float("nan"))) for k in ("f1", "precision", "recall")),
+                  f"{m.get('auroc', float('nan')):.3f}", f"{m.get('loss', float('nan')):.3f}")
     console.print(t)
 
 
@@ -236,56 +265,103 @@ def metrics_table(metrics: dict, baselines: dict | None = None) -> Table:
     return Table(cols, rows)
 
 
+def _error_captions(enc: dict, targets: np.ndarray, preds: np.ndarray, conf: np.ndarray, idx: np.ndarray) -> list:
+    """'gender: Women -> Men 81%' per wrong task of each image (at most three lines)."""
+    tasks = list(enc)
+    out = []
+    for i in idx:
+        wrong = [j for j in range(len(tasks)) if targets[i, j] >= 0 and preds[i, j] != targets[i, j]]
+        lines = [f"{plots.short(tasks[j], 14)}: {plots.short(enc[tasks[j]][targets[i, j]], 13)} -> "
+                 f"{plots.short(enc[tasks[j]][preds[i, j]], 13)} {conf[i, j]:.0%}" for j in wrong[:3]]
+        if len(wrong) > 3:
+            lines.append(f"+{len(wrong) - 3} more")
+        out.append("\n".join(lines))
+    return out
+
+
 def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, metrics: dict, raw: dict,
-                     rows: np.ndarray, baselines: dict, history: list[dict] | None, seconds: float | None) -> Path:
+                     rows: np.ndarray, baselines: dict, history: list[dict] | None, seconds: float | None,
+                     scope: str = "the test split", steps_dir: Path | None = None) -> Path:
+    """The run report, what matters first: the summary card, per-class tables, curves, confusion, ROC, errors,
+    the data, the hyperparameters that ran. `steps_dir` holds the training run's steps.csv (default run_dir)."""
+    from vislab.core.metrics import per_class_report
+    from vislab.core.report import Figure
+    from vislab.core.summary import best_epoch, hyperparameter_table, per_class_sections, summary_card
     fig = run_dir / "figures"
     fig.mkdir(exist_ok=True)
     enc = prepared.encoders
-    sections = [Section("Test metrics", f"{len(rows)} held-out images; checkpoint with the lowest validation loss.",
-                        tables=[metrics_table(metrics, baselines)])]
-    if history:
-        sections.append(Section("Training curves", images=[plots.training_curves(history, fig / "curves.png")],
-                                tables=[Table(["epoch", "train loss", "val loss", "val accuracy", "val F1", "images/s"],
-                                              [[h["epoch"], h.get("train_loss"), h.get("val_loss"),
-                                                h.get("val_accuracy"), h.get("val_f1"), h.get("train_images_per_s")]
-                                               for h in history])]))
-    targets = raw["targets"]
-    cm_imgs, roc_imgs = [], []
-    for j, task in enumerate(enc):
-        logits = torch.from_numpy(raw["outputs"][task])
-        probs = logits.softmax(-1).numpy()
-        pred = probs.argmax(1)
-        c = len(enc[task])
-        cm = np.bincount(targets[:, j] * c + pred, minlength=c * c).reshape(c, c)
-        cm_imgs.append(plots.confusion_matrix(cm, enc[task], fig / f"confusion_{task}.png",
-                                              f"{task}: confusion (row-normalised)"))
-        roc_imgs.append(plots.roc_curves(probs, targets[:, j], enc[task], fig / f"roc_{task}.png", f"{task}: ROC"))
-    sections.append(Section("Confusion matrices", "Rows: true class, normalised to recall. With many classes the "
-                            "most frequent are shown and the rest pooled as 'other'.", images=cm_imgs))
-    sections.append(Section("ROC curves", "One-vs-rest; micro average over classes.", images=roc_imgs))
-    # error examples: images where at least one task is wrong, labelled with the wrong tasks
-    preds = np.stack([raw["outputs"][t].argmax(1) for t in enc], 1)
-    wrong = np.flatnonzero((preds != targets).any(1))[:24]
     tasks = list(enc)
-    t_lab = ["; ".join(f"{enc[t][targets[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j])
-             for i in wrong]
-    p_lab = ["; ".join(f"{enc[t][preds[i, j]]}" for j, t in enumerate(tasks) if preds[i, j] != targets[i, j])
-             for i in wrong]
-    err = plots.error_examples(np.asarray(prepared.images[rows[wrong]]) if len(wrong)
-                               else np.zeros((0, 3, 8, 8), np.uint8),
-                               t_lab, p_lab, fig / "errors.png", "Misclassified test images (wrong tasks only)")
-    sections.append(Section("Error examples", f"{int((preds != targets).any(1).sum())} of {len(rows)} test images "
-                            "have at least one wrong attribute.", images=[err]))
+    targets = raw["targets"]
+    probs = {t: torch.from_numpy(raw["outputs"][t]).float().softmax(-1).numpy() for t in tasks}
+    preds = np.stack([probs[t].argmax(1) for t in tasks], 1)
+    conf = np.stack([probs[t].max(1) for t in tasks], 1)
+    known = targets >= 0
+    per_class = {t: per_class_report(targets[known[:, j], j], preds[known[:, j], j], enc[t])
+                 for j, t in enumerate(tasks)}
+    tc = cfg.train.filled()
+    sections = [summary_card(history, cfg.train.monitor, cfg.train.monitor_mode, tc.epochs, metrics, baselines,
+                             per_class, scope, cfg.train.max_steps),
+                Section("Metrics", f"Every metric of every task on {scope}.",
+                        tables=[metrics_table(metrics, baselines)]),
+                per_class_sections(per_class)]
+    if history:
+        best = best_epoch(history, cfg.train.monitor, cfg.train.monitor_mode)
+        curves = plots.training_curves(history, fig / "curves.png", "Training and validation",
+                                       best_epoch=best, steps=read_steps(steps_dir or run_dir))
+        sections.append(Section("Training curves", images=[Figure(
+            curves, "Loss, accuracy and macro F1 (averaged over the tasks) on the training and validation splits; "
+            "the dashed line marks the best epoch, whose checkpoint is evaluated. Runs under three epochs are "
+            "drawn per optimizer step.", "wide")],
+            tables=[Table(["epoch", "train loss", "val loss", "val accuracy", "val F1", "images/s"],
+                          [[h["epoch"], h.get("train_loss"), h.get("val_loss"), h.get("val_accuracy"),
+                            h.get("val_f1"), h.get("train_images_per_s")] for h in history])]))
+    cm_imgs, roc_imgs = [], []
+    aucs = [metrics[t].get("auroc", 0.0) for t in tasks]
+    roc_small = all(a >= 0.99 for a in aucs)
+    for j, task in enumerate(tasks):
+        k = known[:, j]
+        c = len(enc[task])
+        cm = np.bincount(targets[k, j] * c + preds[k, j], minlength=c * c).reshape(c, c)
+        cm_imgs.append(Figure(plots.confusion_matrix(cm, enc[task], fig / f"confusion_{task}.png", task),
+                              f"{task}: each row is a true class; a cell is the share of that class predicted as "
+                              "the column's class, with its count in brackets."))
+        roc_imgs.append(Figure(plots.roc_curves(probs[task][k], targets[k, j], enc[task], fig / f"roc_{task}.png",
+                                                task),
+                               f"{task}: one-vs-rest ROC, micro-average AUC {aucs[j]:.3f}.",
+                               "small" if roc_small else "normal"))
+    sections.append(Section("Confusion matrices", "With many classes the most frequent are shown and the rest "
+                            "pooled as 'other'.", images=cm_imgs))
+    sections.append(Section("ROC curves", "Every task's ROC-AUC is at least 0.99: the curves hug the top-left "
+                            "corner." if roc_small else "One-vs-rest, with the micro average over classes.",
+                            images=roc_imgs))
+    wrong_rows = np.flatnonzero((known & (preds != targets)).any(1))
+    shown = wrong_rows[:24]
+    err = plots.error_examples(np.asarray(prepared.images[rows[shown]]) if len(shown)
+                               else np.zeros((0, 3, 8, 8), np.uint8), [], [], fig / "errors.png",
+                               "", ncols=4, captions=_error_captions(enc, targets, preds, conf, shown))
+    sections.append(Section("Error examples", f"{len(wrong_rows)} of {len(rows)} scored images have at least one "
+                            "wrong attribute; the first 24 are shown.", images=[Figure(
+                                err, "Each image lists its wrong attributes as task: true -> predicted, with the "
+                                "model's confidence in its prediction.", "wide")]))
     counts = class_counts(prepared)
-    sections.append(Section("Data", "Cleaning steps, each counted.", tables=[
-        Table(["step", "removed", "remaining", "detail"], prepared.summary_rows()),
-        Table(["task", "classes", "largest class", "smallest class"],
-              [[t, len(c), max(counts[t].values()), min(counts[t].values())] for t, c in counts.items()])],
-        images=[plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: class distribution")
-                for t in enc]))
+    colour = next((s for s in prepared.steps if s.table), None)
+    data_tables = [Table(["step", "removed", "remaining", "detail"], prepared.summary_rows()),
+                   Table(["task", "classes", "largest class", "smallest class"],
+                         [[t, len(c), f"{max(c, key=c.get)} ({max(c.values())})",
+                           f"{min(c, key=c.get)} ({min(c.values())})"] for t, c in counts.items()])]
+    if colour is not None:
+        data_tables.append(Table(["raw colour", "merged into", "rows"], colour.table,
+                                 caption=f"{cfg.data.colour_col}: {colour.detail} (data.merge_colours)"))
+    sections.append(Section("Data", "The cleaning steps, each counted, and the classes of the scored data.",
+                            tables=data_tables,
+                            images=[Figure(plots.class_distribution(counts[t], fig / f"classes_{t}.png", t),
+                                           f"{t}: images per class", "small") for t in enc]))
+    sections.append(Section("Hyperparameters", "What the run trained with: every field the recipe fills in, "
+                            "resolved, and where it came from.",
+                            tables=[hyperparameter_table(cfg.train)]))
     sections.append(Section("Configuration",
                             tables=[Table(["field", "value"], _flat_cfg(cfg.model_dump(mode="json")))]))
-    meta = {"created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware(),
+    meta = {"evaluated": scope, "created": dt.datetime.now().isoformat(timespec="seconds"), "hardware": hardware(),
             "backbone": cfg.model.backbone, "recipe": cfg.train.recipe,
             "image size (h x w)": "x".join(map(str, cfg.data.image_size))}
     if seconds is not None:
@@ -294,32 +370,64 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
     return html
 
 
-def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split: str = "test",
-             out: str | Path | None = None, progress: bool = True) -> dict:
-    """Evaluate a checkpoint on its own data split, or on other data (cfg.data) with its encoders."""
+ROW_FIELDS = ("root", "csv", "image_dir", "image_col", "image_ext", "label_cols", "min_samples", "merge_colours",
+              "colour_col", "split", "stratify_col", "seed", "limit", "synthetic_n")
+"""Data config fields that decide which rows a run has and how they are split."""
+
+
+def same_rows(a, b) -> bool:
+    """Whether two data configs select the same rows and split (then `--split test` means the training's)."""
+    return all(getattr(a, f) == getattr(b, f) for f in ROW_FIELDS)
+
+
+def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split: str | None = None,
+             out: str | Path | None = None, progress: bool = True, partial: bool = False) -> dict:
+    """Evaluate a checkpoint (or a run folder's best) on its own data split, or on other data (cfg.data).
+
+    On the training data, `split` (default test) is the training's split, with its cleaning. On other data (or
+    `split="all"`) every row whose labels the checkpoint knows is scored: the rare-class filter is a training
+    step only, rows with labels unseen in training are counted per task and left out (with `partial`: scored
+    on the tasks whose labels are known). The report says which rows were scored and why any were not."""
     console = rich_console()
-    meta = ckpt.read_checked(checkpoint, "fashion")
+    path = ckpt.resolve(checkpoint)[0]
+    meta = ckpt.read_checked(path, "fashion")
     run_cfg = FashionRunConfig.model_validate(meta["config"])
     cfg = cfg or run_cfg
-    check_tasks(meta, cfg.data.label_cols, checkpoint)
+    check_tasks(meta, cfg.data.label_cols, path)
     # same resolution as training, whatever the data config says
     data_cfg = cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])})
-    prepared = prepare(data_cfg, progress=progress)
-    rows_ok, unseen = remap_targets(prepared, meta["encoders"])
-    if unseen:
-        console.print(f"[yellow]labels unseen at training time (rows skipped): {unseen}[/yellow]")
-    prepared.encoders = meta["encoders"]
-    if split == "all":
-        prepared.splits = {"train": rows_ok, "val": rows_ok, "test": rows_ok}
-    else:
+    own = same_rows(data_cfg, run_cfg.data)
+    split = split or ("test" if own else "all")
+    where = "the training data" if own else f"{data_cfg.root or 'the synthetic data'}"
+    if own and split != "all":
+        prepared = prepare(data_cfg, progress=progress)
+        rows_ok, unseen = remap_targets(prepared, meta["encoders"])
         prepared.splits = {k: np.intersect1d(v, rows_ok) for k, v in prepared.splits.items()}
-    if len(prepared.splits[split if split != "all" else "test"]) == 0:
+        scope = f"the {split} split of {where} ({len(prepared.splits[split])} images, as in training)"
+    else:
+        prepared, unseen = prepare_eval(data_cfg, meta["encoders"], partial=partial, progress=progress)
+        if split not in prepared.splits:
+            raise DataError(f"{len(prepared.df)} rows are too few to split; evaluate them with --split all")
+        read = prepared.steps[0].remaining
+        what = "all rows" if split == "all" else f"a fresh {split} split (seed {data_cfg.seed}) of the rows"
+        scope = (f"{what} of {where} whose labels the model knows: {len(prepared.splits[split])} of {read} "
+                 "read" + (", partly scored where a label is unknown" if partial else ""))
+    prepared.encoders = meta["encoders"]
+    if unseen:
+        console.print("[yellow]labels unseen in training: "
+                      + "; ".join(f"{t}: {sum(c.values())} rows (" + ", ".join(f"{k} {v}" for k, v in c.items()) + ")"
+                                  for t, c in unseen.items())
+                      + (" (scored on their other tasks)" if partial else " (rows not scored; --partial scores "
+                         "them on their other tasks)") + "[/yellow]")
+    if len(prepared.splits[split]) == 0:
         raise DataError(f"no rows to evaluate in split {split!r}")
-    run_dir = Path(out) if out else Path(checkpoint).parent.parent / f"eval-{split}"
+    run_dir = Path(out) if out else path.parent.parent / f"eval-{split}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    result = evaluate_run(run_dir, prepared, cfg, history=meta.get("history"), console=console,
-                          split=split if split != "all" else "test", path=Path(checkpoint))
+    result = evaluate_run(run_dir, prepared, cfg, history=meta.get("history"), console=console, split=split,
+                          path=path, scope=scope, train_counts=meta.get("train_class_counts"),
+                          steps_dir=path.parent.parent)
     result["unseen_labels"] = unseen
+    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
 
 
@@ -395,22 +503,32 @@ def eda(cfg: FashionRunConfig, out: str | Path | None = None, progress: bool = T
     out = Path(out) if out else Path(cfg.out_dir) / f"{cfg.name}-eda"
     fig = out / "figures"
     fig.mkdir(parents=True, exist_ok=True)
+    from vislab.core.report import Figure
     counts = class_counts(prepared)
-    imgs = [plots.class_distribution(counts[t], fig / f"classes_{t}.png", f"{t}: {len(counts[t])} classes")
-            for t in counts]
+    imgs = [Figure(plots.class_distribution(counts[t], fig / f"classes_{t}.png", t),
+                   f"{t}: images per class ({len(counts[t])} classes)") for t in counts]
     summary = Table(["task", "classes", "largest", "smallest", "majority share", "train", "val", "test"],
                     [[t, len(c), f"{max(c, key=c.get)} ({max(c.values())})", f"{min(c, key=c.get)} ({min(c.values())})",
-                      max(c.values()) / sum(c.values()), len(prepared.splits['train']), len(prepared.splits['val']),
-                      len(prepared.splits['test'])] for t, c in counts.items()])
+                      f"{100 * max(c.values()) / sum(c.values()):.1f}%", len(prepared.splits['train']),
+                      len(prepared.splits['val']), len(prepared.splits['test'])] for t, c in counts.items()])
     save_summary(prepared, out / "data_summary.json")
     sample = np.asarray(prepared.images[: min(32, len(prepared.images))])
-    grid = plots.image_grid(sample, fig / "samples.png", "first images (as the model sees them)",
+    grid = plots.image_grid(sample, fig / "samples.png", "",
                             labels=[prepared.df.iloc[i][cfg.data.label_cols[-1]] for i in range(len(sample))])
+    cleaning = [Table(["step", "removed", "remaining", "detail"], prepared.summary_rows())]
+    colour = next((s for s in prepared.steps if s.table), None)
+    if colour is not None:
+        cleaning.append(Table(["raw colour", "merged into", "rows"], colour.table,
+                              caption=f"{cfg.data.colour_col}: {colour.detail} (data.merge_colours)"))
     write_report(out, "vislab fashion EDA", [
-        Section("Summary", tables=[summary]),
-        Section("Cleaning", tables=[Table(["step", "removed", "remaining", "detail"], prepared.summary_rows())]),
+        Section("Summary", f"{len(prepared.df)} rows after cleaning, {len(counts)} tasks.", tables=[summary],
+                card=True),
+        Section("Cleaning", "Every step, with the rows it removed.", tables=cleaning),
         Section("Class distributions", images=imgs),
-        Section("Samples", images=[grid])], {"data": str(cfg.data.root or "synthetic")})
+        Section("Samples", images=[Figure(grid, f"The first {len(sample)} images as the model sees them (resized "
+                                          f"to {cfg.data.image_size[0]}x{cfg.data.image_size[1]}), with their "
+                                          f"{cfg.data.label_cols[-1]}.", "wide")])],
+        {"data": str(cfg.data.root or "synthetic")})
     console.print(summary_to_rich(summary))
     console.print(f"EDA report: {out / 'report.html'}")
     return out

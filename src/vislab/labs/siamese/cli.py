@@ -1,4 +1,6 @@
-"""`vislab siamese train | search | evaluate | verify | gallery | margins | splits | baseline`."""
+"""`vislab siamese train | search | evaluate | verify | gallery | margins | splits | baseline`.
+
+Flags, config, checkpoints and image paths are checked before the lab module (torch, timm) is imported."""
 from __future__ import annotations
 
 import json
@@ -17,11 +19,14 @@ from vislab.core.cli import (
     ProgressOpt,
     ResumeOpt,
     build_config,
+    checkpoint_arg,
     console,
     engine_options,
     floats,
     friendly,
 )
+from vislab.core.clihelp import documented
+from vislab.labs.siamese.config import SiameseRunConfig
 
 app = typer.Typer(no_args_is_help=True,
                   help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
@@ -33,51 +38,69 @@ FLAGS = {"data": "data.root", "loss": "loss.loss", "form": "loss.form", "margin"
          "retrain": "search.retrain", **ENGINE_FLAGS}
 
 
+NONE = {"out": "runs", "name": "siamese", "resume": "a new run", "storage": "sqlite in the search folder"}
+
+
 def build_siamese_config(config, overrides: list[str] | None, base: dict | None = None, **flags):
-    from vislab.labs.siamese.config import SiameseRunConfig
     return build_config(SiameseRunConfig, FLAGS, config, overrides, base, **flags)
 
 
 SiameseData = Annotated[Optional[str], typer.Option(
-    "--data", help="Folder of person subfolders (default ../shared/data/faces).")]
-LossOpt = Annotated[Optional[str], typer.Option(help="contrastive or triplet.")]
-FormOpt = Annotated[Optional[str], typer.Option(help="Contrastive form: original or hadsell.")]
+    "--data", metavar="FOLDER", help="Folder of person subfolders.")]
+LossOpt = Annotated[Optional[str], typer.Option(metavar="contrastive|triplet", help="Loss.")]
+FormOpt = Annotated[Optional[str], typer.Option(metavar="original|hadsell", help="Contrastive loss form.")]
 MarginOpt = Annotated[Optional[float], typer.Option(help="Loss margin.")]
-MinerOpt = Annotated[Optional[str], typer.Option(help="Triplet mining: none, batch-hard, semi-hard.")]
+MinerOpt = Annotated[Optional[str], typer.Option(metavar="none|batch-hard|semi-hard", help="Triplet mining.")]
 RunOpt = Annotated[Path, typer.Option(
-    "--run", "-r", help="Run folder (or a checkpoint file) of a trained Siamese model.")]
+    "--run", "-r", metavar="RUN", help="Run folder (its best checkpoint) or a checkpoint file of a Siamese model.")]
+ImageArg = Annotated[Path, typer.Argument(metavar="IMAGE", help="A face image.")]
+
+
+def _image(path: Path) -> Path:
+    """An image argument that must exist, checked before the model is loaded."""
+    from vislab.core.errors import DataError
+    if not path.is_file():
+        raise DataError(f"{path}: no such image file")
+    return path
 
 
 @app.command("train")
 @friendly
+@documented(SiameseRunConfig, FLAGS, "vislab siamese train -c siamese/default",
+            "vislab siamese train --loss triplet --miner batch-hard --epochs 5", none=NONE)
 @engine_options
 def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
                       loss: LossOpt = None, form: FormOpt = None, margin: MarginOpt = None, miner: MinerOpt = None,
                       distance: Annotated[Optional[str], typer.Option(
-                          help="Triplet distance: euclidean or cosine.")] = None,
+                          metavar="euclidean|cosine", help="Triplet distance.")] = None,
                       embedding_dim: Annotated[Optional[int], typer.Option(help="Embedding size.")] = None,
-                      backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
-                      pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained")] = None,
+                      backbone: Annotated[Optional[str], typer.Option(metavar="NAME", help="timm backbone.")] = None,
+                      pretrained: Annotated[Optional[bool], typer.Option("--pretrained/--no-pretrained",
+                                                                         help="ImageNet weights.")] = None,
                       resume: ResumeOpt = None, out: OutOpt = None, name: NameOpt = None,
                       progress: ProgressOpt = True, engine: dict | None = None):
     """Train an embedding network; writes checkpoints, logs, test verification/retrieval metrics and report.html."""
-    from vislab.labs.siamese import lab as siamese
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
                                distance=distance, embedding_dim=embedding_dim, backbone=backbone,
                                pretrained=pretrained, out=out, name=name, **engine)
+    from vislab.labs.siamese import lab as siamese
     run_dir = siamese.train(cfg, resume=resume, progress=progress)
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
 
 
 @app.command("search")
 @friendly
+@documented(SiameseRunConfig, FLAGS, "vislab siamese search --trials 20 --sampler tpe",
+            "vislab siamese search -c siamese/cv --trials 10", none=NONE)
 def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
                        trials: Annotated[Optional[int], typer.Option(
                            help="Number of trials (in total, with resumed ones).")] = None,
-                       sampler: Annotated[Optional[str], typer.Option(help="random or tpe.")] = None,
-                       objective: Annotated[Optional[str], typer.Option(help="val_auc or val_loss.")] = None,
-                       storage: Annotated[Optional[str], typer.Option(
-                           help="Optuna storage URL (default: sqlite in the search folder).")] = None,
+                       sampler: Annotated[Optional[str], typer.Option(metavar="random|tpe",
+                                                                      help="Optuna sampler.")] = None,
+                       objective: Annotated[Optional[str], typer.Option(metavar="val_auc|val_loss",
+                                                                        help="What the search optimises.")] = None,
+                       storage: Annotated[Optional[str], typer.Option(metavar="URL",
+                                                                      help="Optuna storage URL.")] = None,
                        retrain: Annotated[Optional[bool], typer.Option(
                            "--retrain/--keep",
                            help="Retrain the best parameters, or keep the best trial's run.")] = None,
@@ -93,39 +116,50 @@ def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
 
 @app.command("evaluate")
 @friendly
-def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(help="A Siamese .safetensors checkpoint.")],
+@documented(None, None, "vislab siamese evaluate runs/siamese",
+            "vislab siamese evaluate runs/siamese/checkpoints/best.safetensors --out runs/siamese-eval")
+def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(
+                             metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a checkpoint file.")],
                          data: Annotated[Optional[str], typer.Option(
-                             "--data", help="Another folder of people (default: the run's own split).")] = None,
+                             "--data", metavar="FOLDER",
+                             help="Another folder of people. [default: the run's own person split]")] = None,
                          out: Annotated[Optional[Path], typer.Option(
-                             help="Output folder (default: the run folder).")] = None,
+                             help="Output folder. [default: the run folder]")] = None,
                          progress: ProgressOpt = True):
     """Verification (ROC, AUC, EER, accuracy at the validation threshold), retrieval (P@1, MAP@R), plots, report."""
+    path, _ = checkpoint_arg(checkpoint, "siamese", "Siamese")
     from vislab.labs.siamese import lab as siamese
-    siamese.evaluate(checkpoint, out=out, root=data, progress=progress)
-    console.print(f"report: {Path(out or Path(checkpoint).parent.parent) / 'report.html'}")
+    siamese.evaluate(path, out=out, root=data, progress=progress)
+    console.print(f"report: {Path(out or path.parent.parent) / 'report.html'}")
 
 
 @app.command("baseline")
 @friendly
+@documented(SiameseRunConfig, FLAGS, "vislab siamese baseline",
+            "vislab siamese baseline --backbone tf_efficientnet_lite2", none=NONE | {"out": "runs/NAME-pretrained"})
 def siamese_baseline_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
-                         backbone: Annotated[Optional[str], typer.Option(help="timm backbone.")] = None,
+                         backbone: Annotated[Optional[str], typer.Option(metavar="NAME", help="timm backbone.")] = None,
                          out: Annotated[Optional[Path], typer.Option(help="Output folder.")] = None,
                          progress: ProgressOpt = True):
     """The starting point: pretrained backbone features without training, evaluated like a trained model."""
-    from vislab.labs.siamese import lab as siamese
     cfg = build_siamese_config(config, overrides, data=data, backbone=backbone)
+    from vislab.labs.siamese import lab as siamese
     siamese.evaluate_pretrained(cfg, out, progress)
 
 
 @app.command("verify")
 @friendly
-def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(help="First face image.")],
-                       img2: Annotated[Path, typer.Argument(help="Second face image.")],
+@documented(None, None, "vislab siamese verify a.pgm b.pgm --run runs/siamese",
+            "vislab siamese verify a.jpg b.jpg --threshold 0.8 --json")
+def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(metavar="IMAGE1", help="First face image.")],
+                       img2: Annotated[Path, typer.Argument(metavar="IMAGE2", help="Second face image.")],
                        run: RunOpt = Path("runs/siamese"),
                        threshold: Annotated[Optional[float], typer.Option(
-                           help="Distance threshold (default: the one chosen on validation).")] = None,
+                           help="Distance threshold. [default: the one chosen on validation]")] = None,
                        as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """Are two photos the same person? Prints the distance, the threshold and same/different with a confidence."""
+    checkpoint_arg(run, "siamese", "Siamese")
+    _image(img1), _image(img2)
     from vislab.labs.siamese import lab as siamese
     r = siamese.verify(run, img1, img2, threshold)
     if as_json:
@@ -138,20 +172,25 @@ def siamese_verify_cmd(img1: Annotated[Path, typer.Argument(help="First face ima
 
 @app.command("gallery")
 @friendly
-def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(help="Query face image.")],
+@documented(None, None, "vislab siamese gallery face.pgm --run runs/siamese --top 5",
+            "vislab siamese gallery face.jpg --gallery staff/ --out matches.png")
+def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(metavar="IMAGE", help="Query face image.")],
                         run: RunOpt = Path("runs/siamese"),
                         gallery: Annotated[Optional[Path], typer.Option(
                             "--gallery", "-g",
-                            help="Folder of images or person subfolders (default: the run's data.root).")] = None,
-                        top: Annotated[int, typer.Option(help="Number of matches.")] = 10,
-                        out: Annotated[Optional[Path], typer.Option(help="PNG of the query and its matches.")] = None,
+                            help="Folder of images or person subfolders. [default: the run's data.root]")] = None,
+                        top: Annotated[int, typer.Option(min=1, help="Number of matches.")] = 10,
+                        out: Annotated[Optional[Path], typer.Option(
+                            help="PNG of the query and its matches. [default: none]")] = None,
                         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
     """The --top gallery images nearest to a query face, closest first."""
-    from vislab.core.checkpoint import resolve
+    from vislab.core.errors import DataError
+    _, meta = checkpoint_arg(run, "siamese", "Siamese")
+    _image(query)
+    gallery = Path(gallery or meta["config"]["data"]["root"])
+    if not gallery.is_dir():
+        raise DataError(f"{gallery}: gallery folder does not exist")
     from vislab.labs.siamese import lab as siamese
-    if gallery is None:
-        _, meta, cfg = siamese.load_model(resolve(run)[0])
-        gallery = Path(cfg.data.root)
     r = siamese.gallery(run, query, gallery, top, out)
     if as_json:
         console.print_json(json.dumps(r))
@@ -169,9 +208,11 @@ def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(help="Query face i
 
 @app.command("splits")
 @friendly
+@documented(SiameseRunConfig, FLAGS, "vislab siamese splits -c siamese/default",
+            "vislab siamese splits --seeds 42,1,2 --no-baseline", none=NONE)
 def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
                        seeds: Annotated[str, typer.Option(
-                           help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                           metavar="A,B,...", help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
                        baseline: Annotated[bool, typer.Option(
                            "--baseline/--no-baseline",
                            help="Also the untrained pretrained features on each split.")] = True,
@@ -186,8 +227,11 @@ def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
 
 @app.command("margins")
 @friendly
+@documented(SiameseRunConfig, FLAGS, "vislab siamese margins --margins 0.5,1,2",
+            "vislab siamese margins --loss triplet --margins 0.2,0.5 --epochs 5", none=NONE)
 def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
-                        margins: Annotated[str, typer.Option(help="Comma-separated margins.")] = "1,2",
+                        margins: Annotated[str, typer.Option(metavar="A,B,...", help="Comma-separated margins.")
+                                           ] = "1,2",
                         loss: LossOpt = None, form: FormOpt = None, miner: MinerOpt = None, epochs: EpochsOpt = None,
                         out: OutOpt = None, progress: ProgressOpt = False):
     """Train the same setup at each margin; compare distance distributions, ROC and AUC in one report."""

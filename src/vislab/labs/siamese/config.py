@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from vislab.core.backbones import check_backbone
 from vislab.core.config import Strict, TrainConfig, check_split, register_config_dir, with_train_defaults
 from vislab.core.recipes import register_recipe
 
@@ -51,6 +52,8 @@ class SiameseModelConfig(Strict):
     freeze_bn: bool = True
     """Keep the backbone's BatchNorm statistics (ImageNet's) while training; batch statistics of small pair batches
     do not carry over to evaluation."""
+
+    _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
 
 
 class SiameseLossConfig(Strict):
@@ -112,6 +115,7 @@ class SiameseSearchConfig(Strict):
 
 
 class SiameseRunConfig(Strict):
+    lab: ClassVar[str] = LAB
     name: str = "siamese"
     """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
     out_dir: str = "runs"

@@ -33,7 +33,7 @@ from vislab.core.data.folders import IMAGE_EXTS
 from vislab.core.data.images import OK as DECODED
 from vislab.core.data.images import DataError, ImageError, load_image
 from vislab.core.data.loaders import batch_loader
-from vislab.core.engine import Trainer, new_run_dir, open_run, seed_all
+from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, seed_all
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.core.transforms import BatchTransform
 from vislab.labs.siamese.config import SiameseRunConfig
@@ -91,6 +91,7 @@ def _norm_of(model: EmbeddingNet) -> tuple[list[float], list[float]]:
 # --------------------------------------------------------------------------- train
 
 
+@guard_run
 def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True,
           data: FaceData | None = None, run_dir: str | Path | None = None) -> Path:
     """Train one embedding network; returns the run folder (checkpoints, history.csv, metrics.json, report.html)."""
@@ -238,7 +239,13 @@ def write_run_report(run_dir: Path, cfg: SiameseRunConfig, m: dict, history) -> 
                     m["threshold"], m["val_auc"]]])
     split = Table(["split", "people", "images"], [[k, v["people"], v["images"]] for k, v in m["split"].items()]
                   + [[f"excluded: {k}", n, ""] for k, n in m["excluded"].items()])
+    from vislab.core.summary import training_card
+    people = m["split"].get("test", {}).get("people", "?")
     sections = [
+        training_card(history, cfg.train.monitor, cfg.train.monitor_mode, cfg.train.filled().epochs,
+                      [Table(["test AUC", "test EER %", "precision@1", "MAP@R"],
+                             [[m["auc"], 100 * m["eer"], m["precision_at_1"], m["map_at_r"]]])],
+                      f"every pair of the {people} test people, never seen in training", cfg.train.max_steps),
         Section("Verification and retrieval on the test people", f"Loss: {m['loss']}. Threshold chosen on validation "
                 "pairs (best balanced accuracy), applied unchanged to all test pairs.", [table]),
         Section("Split by person", "", [split]),

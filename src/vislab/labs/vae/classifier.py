@@ -21,7 +21,7 @@ import torch
 from vislab.core import checkpoint as ckpt
 from vislab.core.augment import BatchAugment
 from vislab.core.data.loaders import batch_loader
-from vislab.core.engine import Trainer, open_run, seed_all
+from vislab.core.engine import Trainer, guard_run, open_run, seed_all
 from vislab.core.metrics import frechet_distance, per_class_report
 from vislab.core.objectives import ClassificationObjective
 from vislab.core.report import hardware
@@ -42,6 +42,7 @@ def transform(augment: bool) -> BatchAugment:
     return t
 
 
+@guard_run
 def train_classifier(cfg: ClassifierRunConfig | None = None, resume: str | Path | None = None, progress: bool = True,
                      data=None) -> Path:
     """Fit the classifier (best checkpoint by validation loss), then write metrics.json with the test

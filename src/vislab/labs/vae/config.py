@@ -3,7 +3,7 @@ recipes. Packaged YAMLs: `-c vae/conv`, `vae/fc`, `vae/cvae`, ... and `vae/class
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -87,6 +87,7 @@ class VaeEvalConfig(Strict):
 
 
 class VaeRunConfig(Strict):
+    lab: ClassVar[str] = LAB
     name: str = "vae"
     """Run folder name (out_dir/name; -2, -3 ... appended when it already holds a run)."""
     out_dir: str = "runs"
@@ -108,6 +109,7 @@ class VaeRunConfig(Strict):
 class ClassifierRunConfig(Strict):
     """The generative lab's Fashion-MNIST classifier (`vislab vae classifier`): its penultimate layer is the
     offline FID feature space, its predictions measure the cVAE's controllability."""
+    lab: ClassVar[str] = LAB
     name: str = "fmnist-classifier"
     """Run folder name."""
     out_dir: str = "runs"

@@ -24,7 +24,7 @@ from torch import nn
 from vislab.core import checkpoint as ckpt
 from vislab.core import plots
 from vislab.core.data.loaders import batch_loader
-from vislab.core.engine import Trainer, open_run, seed_all
+from vislab.core.engine import Trainer, guard_run, open_run, seed_all
 from vislab.core.metrics import MeanParts
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.labs.vae.config import VaeEvalConfig, VaeRunConfig
@@ -74,6 +74,7 @@ class VAEObjective:
         return MeanParts()  # mean loss (= total), recon and KL per image
 
 
+@guard_run
 def train(cfg: VaeRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True,
           data: VaeData | None = None) -> Path:
     cfg, fabric, run_dir = open_run(cfg, resume)
@@ -273,8 +274,11 @@ def evaluate_run(run_dir: str | Path, data: VaeData | None = None, path: Path | 
     out["eval_seconds"] = round(time.time() - t0, 1)
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     _print_summary(console, out)
+    from vislab.core.summary import training_card
+    card = training_card(meta.get("history"), cfg.train.monitor, cfg.train.monitor_mode, cfg.train.filled().epochs,
+                         [results_table({run_dir.name: out})], f"the {len(t)} test images", cfg.train.max_steps)
     write_report(run_dir, f"{cfg.model.name} (beta {cfg.model.beta:g}) on Fashion-MNIST",
-                 [Section("Results", _summary_text(out), [results_table({run_dir.name: out})], figs),
+                 [card, Section("Results", _summary_text(out), [results_table({run_dir.name: out})], figs),
                   Section("Configuration",
                           tables=[Table(["field", "value"], flat_config(cfg.model_dump(mode="json")))])],
                  meta={"hardware": out["hardware"]})
