@@ -66,6 +66,12 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["siamese", "verify", FACE, FACE, "--run", "{tmp}/nowhere"], 1, ["no such run folder or checkpoint"]),
     (["vae", "sample", "{tmp}/nowhere", "--prior", "fited"], 2, ["(did you mean fitted?)"]),
     (["fashion", "train", "--nosuch"], 2, ["No such option"]),
+    (["fashion", "train", "--data", "{tmp}/nowhere"], 1, ["--data (data.root) {tmp}/nowhere: no such folder"]),
+    (["fashion", "eda", "--data", "{tmp}", "--csv", "labels.csv"], 1,
+     ["--csv (data.csv) {tmp}/labels.csv: no such file"]),
+    (["cifar", "train", "--data", "{tmp}/nowhere"], 1, ["--data (data.root) {tmp}/nowhere: no such folder"]),
+    (["siamese", "train", "--data", "{tmp}/nowhere"], 1, ["--data (data.root) {tmp}/nowhere: no such folder"]),
+    (["vae", "train", "--data", "{tmp}/nowhere"], 1, ["--data (data.root) {tmp}/nowhere: no such folder"]),
 ]
 """(arguments, exit code, parts of the one error line) of every fail-fast rule; {tmp} is a test folder."""
 

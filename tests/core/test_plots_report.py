@@ -254,3 +254,51 @@ def test_histogram_legend_names_its_unit(tmp_path, monkeypatch):
     path = plots.histograms({"train": np.zeros((3, 4)), "test": np.ones(5)}, tmp_path / "h.png", "t", "x",
                             unit="pixels")
     assert path.is_file() and labels == ["train (n=12 pixels)", "test (n=5 pixels)"]
+
+
+def test_curves_mark_the_best_epoch_and_draw_short_runs_per_step(tmp_path, monkeypatch):
+    figs = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figs.append(fig) or Path(path))
+    hist = [{"epoch": e, "step": 10 * e, "train_loss": 2.0 / e, "val_loss": 2.2 / e, "val_accuracy": 0.5 + 0.1 * e,
+             "train_accuracy": 0.45 + 0.1 * e, "val_f1": 0.4 + 0.1 * e, "train_f1": 0.3} for e in range(1, 5)]
+    plots.training_curves(hist, tmp_path / "c.png", best_epoch=3)
+    ax = figs[-1].axes[0]
+    assert ax.get_xlabel() == "epoch"
+    marks = [ln for ln in ax.lines if ln.get_linestyle() == "--" and "best" in ln.get_label()]
+    assert len(marks) == 1 and marks[0].get_xdata()[0] == 3 and marks[0].get_label() == "best (epoch 3)"
+    # one epoch of 12 steps: drawn against the step, from 0, with the per-step loss
+    steps = [{"step": s, "loss": 2.0 - 0.1 * s} for s in range(1, 13)]
+    plots.training_curves([dict(hist[0], step=12)], tmp_path / "one.png", best_epoch=1, steps=steps)
+    for ax in figs[-1].axes:
+        lo, hi = ax.get_xlim()
+        assert ax.get_xlabel() == "optimizer step" and lo == 0 and 12 <= hi < 13  # never a 0.96-1.04 axis
+    assert any(len(ln.get_xdata()) == 12 for ln in figs[-1].axes[0].lines)
+    plots.training_curves([dict(hist[0])], tmp_path / "nosteps.png")  # one epoch, no step log: 0.5-1.5
+    assert figs[-1].axes[1].get_xlim() == (0.5, 1.5)
+
+
+def test_confusion_shows_rates_and_counts(tmp_path, monkeypatch):
+    figs = []
+    monkeypatch.setattr(plots, "save", lambda fig, path: figs.append(fig) or Path(path))
+    cm = np.array([[8, 2, 0], [1, 9, 0], [0, 0, 5]])
+    plots.confusion_matrix(cm, ["a", "b", "c"], tmp_path / "cm.png", "task")
+    texts = [t.get_text() for t in figs[-1].axes[0].texts]
+    assert "0.80\n(8)" in texts and "0.20\n(2)" in texts and "1.00\n(5)" in texts and texts.count("0") == 4
+
+
+def test_report_figures_sit_in_a_grid_with_captions(tmp_path):
+    from vislab.core.report import Figure
+    p = plots.summary_bars({"a": {"accuracy": 0.9, "f1": 0.8}}, tmp_path / "s.png")
+    html, md = write_report(tmp_path / "r", "t", [
+        Section("Card", "first", card=True, notes=["season: at its baseline"]),
+        Section("Details", "later", tables=[Table(["a"], [[1.5]])]),
+        Section("Figures", images=[Figure(p, "Average accuracy and F1 per run"), Figure(p, "Same, small", "small"),
+                                   Figure(p, "Again, small", "small"), p])])
+    doc = html.read_text()
+    assert doc.index("<h2>Card</h2>") < doc.index('<nav class="toc">') < doc.index("<h2>Details</h2>")
+    assert '<li>season: at its baseline</li>' in doc
+    assert doc.count('<div class="figs">') == 2 and doc.count('<div class="figs small">') == 1
+    assert "<figcaption>Average accuracy and F1 per run</figcaption>" in doc
+    assert "<figcaption>s.png</figcaption>" in doc  # a bare path still gets its file name
+    text = md.read_text()
+    assert text.index("## Card") < text.index("## Contents") and "*Average accuracy and F1 per run*" in text

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from vislab.core.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, VislabError
+from vislab.core.errors import EXIT_INPUT, EXIT_INTERRUPTED, EXIT_UNEXPECTED, EXIT_USAGE, DataError, VislabError
 
 console = Console()
 err = Console(stderr=True)
@@ -178,6 +178,14 @@ def checkpoint_arg(path: str | Path, lab: str, title: str | None = None) -> tupl
     from vislab.core.checkpoint import read_checked, resolve
     file = resolve(path)[0]
     return file, read_checked(file, lab, title)
+
+
+def require_path(path: str | Path, flag: str, kind: str = "folder") -> Path:
+    """A data folder or file a flag (or config field) names, checked before any heavy import or data read."""
+    p = Path(path).expanduser()
+    if not (p.is_dir() if kind == "folder" else p.is_file()):
+        raise DataError(f"{flag} {p}: no such {kind}")
+    return p
 
 
 def words(text: str) -> list[str]:

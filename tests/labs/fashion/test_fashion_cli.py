@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -194,3 +195,32 @@ def test_evaluate_own_test_split_reproduces_training_metrics(tiny_run, tmp_path)
     for t in a["metrics"]:
         assert b["metrics"][t]["accuracy"] == pytest.approx(a["metrics"][t]["accuracy"], abs=1e-6)
         assert b["metrics"][t]["f1"] == pytest.approx(a["metrics"][t]["f1"], abs=1e-6)
+
+
+def test_eda_report_shows_the_colour_merge_and_no_python_reprs(synthetic_root, tmp_path):
+    df = pd.read_csv(synthetic_root / "styles.csv")
+    white, grey = df.index[df["baseColour"] == "White"][:30], df.index[df["baseColour"] == "Grey"][:20]
+    df.loc[white, "baseColour"], df.loc[grey, "baseColour"] = "Off White", "Charcoal"
+    df.loc[:3, "season"] = None  # a missing label, counted per column
+    df.to_csv(tmp_path / "styles.csv", index=False)
+    res = run("fashion", "eda", "--data", tmp_path, "--image-dir", synthetic_root / "images",
+              "--out", tmp_path / "eda", "data.min_samples=5")
+    assert res.returncode == 0, res.stderr[-3000:]
+    md = (tmp_path / "eda" / "report.md").read_text()
+    assert "| Charcoal | Grey | 20 |" in md and "| Off White | White | 30 |" in md
+    assert "| missing value in a target column | 4 |" in md and "season 4" in md
+    assert not re.search(r"\{'|\['|\d\.\d{4}0\b|\.0000\b", md), "a Python repr or a padded number in the EDA"
+    assert re.search(r"\| gender \| \d+ \| \w+ \(\d+\) \| \w+ \(\d+\) \| \d+\.\d% \|", md)  # majority share in %
+
+
+def test_error_captions_name_task_truth_prediction_and_confidence():
+    import numpy as np
+
+    from vislab.labs.fashion.lab import _error_captions
+    enc = {"gender": ["Men", "Women"], "baseColour": ["Black", "Navy Blue"], "season": ["Fall", "Summer"]}
+    targets = np.array([[1, 0, 0], [0, 1, -1]])
+    preds = np.array([[0, 0, 1], [0, 0, 1]])
+    conf = np.array([[0.81, 0.9, 0.55], [0.99, 0.6, 0.7]])
+    caps = _error_captions(enc, targets, preds, conf, np.array([0, 1]))
+    assert caps[0] == "gender: Women -> Men 81%\nseason: Fall -> Summer 55%"
+    assert caps[1] == "baseColour: Navy Blue -> Black 60%"  # an unknown label (-1) is never called wrong

@@ -149,7 +149,7 @@ def test_vae_cli_commands(runs, tmp_path, fashion_mnist):
     res = r.invoke(app, ["vae", "sample", str(runs["conv"]), "--prior", "fitted", "--n", "4"])
     assert res.exit_code == 0 and saved.stat().st_mtime > 1, res.output
     res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--prior", "uniform"])
-    assert res.exit_code == 1 and "prior must be 'standard' or 'fitted'" in res.output
+    assert res.exit_code == 2 and "--prior must be one of standard, fitted; got 'uniform'" in res.output
     res = r.invoke(app, ["vae", "sample", str(runs["cvae"]), "--class", "Parka"])
     assert res.exit_code == 1 and "unknown class 'Parka'" in res.output
     for c in FASHION_MNIST_CLASSES:

@@ -22,6 +22,7 @@ from vislab.core.cli import (
     console,
     engine_options,
     friendly,
+    require_path,
     words,
 )
 from vislab.core.clihelp import documented
@@ -42,6 +43,17 @@ def build_cifar_config(config, overrides: list[str] | None, base: dict | None = 
     own_recipe = flags.get("model") and not flags.get("recipe") and "train.recipe" not in " ".join(overrides or [])
     return build_config(CifarRunConfig, FLAGS, config, overrides, base,
                         implied={"train": {"recipe": None}} if own_recipe else None, **flags)
+
+
+def check_data(cfg) -> None:
+    """The data folders exist (torchvision may download them), before torch is imported."""
+    d = cfg.data
+    if d.source == "folder":
+        root = require_path(d.root, "--data (data.root)")
+        for sub, field in ((d.train_dir, "data.train_dir"), (d.test_dir, "data.test_dir")):
+            require_path(root / sub, field)
+    elif d.source == "pickles":
+        require_path(d.root, "--data (data.root)")
 
 
 CifarData = Annotated[Optional[str], typer.Option("--data", metavar="FOLDER", help="Dataset folder.")]
@@ -84,6 +96,7 @@ def cifar_preview_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
                       progress: ProgressOpt = True):
     """Augmentation preview, 50 preprocessed training images, validation class distribution."""
     cfg = build_cifar_config(config, overrides, data=data, source=source, augment=augment, limit=limit)
+    check_data(cfg)
     from vislab.labs.cifar import lab as cifar
     d = cifar.preview(cfg, out, progress, image_index)
     console.print(f"preview report: {d / 'report.html'}")
@@ -111,6 +124,8 @@ def cifar_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data:
     cfg = build_cifar_config(config, overrides, data=data, source=source, model=model, recipe=recipe, augment=augment,
                              limit=limit, pretrained=pretrained, separable=separable, freeze=freeze, out=out,
                              name=name, **engine)
+    if resume is None:
+        check_data(cfg)
     from vislab.labs.cifar import lab as cifar
     run_dir = cifar.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
@@ -135,6 +150,7 @@ def cifar_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(
     """Evaluate a checkpoint: accuracy, per-class table, confusion, t-SNE, feature maps, report."""
     path, meta = checkpoint_arg(checkpoint, "cifar", "CIFAR")
     cfg = build_cifar_config(config, overrides, base=meta.get("config"), data=data)
+    check_data(cfg)
     from vislab.labs.cifar import lab as cifar
     cifar.evaluate(path, cfg, model=model, out=out, progress=progress, image_index=image_index)
     console.print(f"report: {Path(out or path.parent.parent / 'eval') / 'report.html'}")
@@ -159,6 +175,7 @@ def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
     """Train several models and write one report: params, time, accuracy, macro-F1, plots side by side."""
     cfg = build_cifar_config(config, overrides, data=data, epochs=epochs, max_steps=max_steps, limit=limit,
                              augment=augment, out=out)
+    check_data(cfg)
     specs = words(models)
     for m in specs:  # every model (and the recipe) is checked before the first one trains
         build_cifar_config(None, None, base=cfg.model_dump(mode="json"), model=m, recipe=recipe)

@@ -27,6 +27,7 @@ from vislab.core.cli import (
     err,
     fail,
     friendly,
+    require_path,
     words,
 )
 from vislab.core.clihelp import documented
@@ -74,6 +75,17 @@ def build_fashion_config(config, overrides, base: dict | None = None, label_cols
                         label_cols=None if label_cols is None else words(label_cols), image_size=size, **flags)
 
 
+def check_data(cfg: FashionRunConfig) -> None:
+    """The data folder, CSV and image folder exist (the synthetic data needs none), before torch is imported."""
+    d = cfg.data
+    if d.root is None:
+        return
+    root = require_path(d.root, "--data (data.root)")
+    require_path(d.csv if Path(d.csv).is_absolute() else root / d.csv, "--csv (data.csv)", "file")
+    require_path(d.image_dir if Path(d.image_dir).is_absolute() else root / d.image_dir,
+                 "--image-dir (data.image_dir)")
+
+
 @app.command("eda")
 @friendly
 @documented(FashionRunConfig, FLAGS, "vislab fashion eda --data ../shared/data/fashion-products",
@@ -85,6 +97,7 @@ def eda_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataOpt
     """Clean the data, print counts per step, plot class distributions, write an EDA report."""
     cfg = build_fashion_config(config, overrides, data=data, csv=csv, image_dir=image_dir, image_col=image_col,
                                label_cols=label_cols, image_size=image_size, limit=limit)
+    check_data(cfg)
     from vislab.labs.fashion import lab as fashion
     fashion.eda(cfg, out, progress)
 
@@ -114,6 +127,8 @@ def train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: DataO
                                label_cols=label_cols, image_size=image_size, limit=limit, backbone=backbone,
                                pretrained=pretrained, freeze_backbone=freeze_backbone, recipe=recipe, out=out,
                                name=name, **engine)
+    if resume is None:
+        check_data(cfg)
     from vislab.labs.fashion import lab as fashion
     run_dir = fashion.train(cfg, resume=resume, progress=progress)
     if (run_dir / "report.html").exists():
@@ -145,6 +160,7 @@ def evaluate_cmd(checkpoint: CheckpointArg,
     path, meta = checkpoint_arg(checkpoint, "fashion")  # another lab's checkpoint: one line, before any config
     cfg = build_fashion_config(config, overrides, base=meta.get("config"), data=data, csv=csv, image_dir=image_dir,
                                image_col=image_col, limit=limit)
+    check_data(cfg)
     from vislab.labs.fashion import lab as fashion
     res = fashion.evaluate(path, cfg, split=split, out=out, progress=progress, partial=partial)
     console.print(f"report: {Path(res['report'])}")
@@ -173,6 +189,7 @@ def compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: Dat
     """Train backbones x recipes with the same budget; write a comparison report."""
     cfg = build_fashion_config(config, overrides, data=data, epochs=epochs, max_steps=max_steps, limit=limit,
                                image_size=image_size, pretrained=pretrained, freeze_backbone=freeze_backbone, out=out)
+    check_data(cfg)
     names, recipe_names = words(backbones), words(recipes)
     for b in names:  # every run's config is checked before the first one trains
         build_fashion_config(None, None, base=cfg.model_dump(mode="json"), backbone=b)

@@ -24,6 +24,7 @@ from vislab.core.cli import (
     engine_options,
     floats,
     friendly,
+    require_path,
 )
 from vislab.core.clihelp import documented
 from vislab.labs.siamese.config import SiameseRunConfig
@@ -60,7 +61,7 @@ def _image(path: Path) -> Path:
     """An image argument that must exist, checked before the model is loaded."""
     from vislab.core.errors import DataError
     if not path.is_file():
-        raise DataError(f"{path}: no such image file")
+        raise DataError(f"{path}: image file does not exist")
     return path
 
 
@@ -83,6 +84,8 @@ def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
                                distance=distance, embedding_dim=embedding_dim, backbone=backbone,
                                pretrained=pretrained, out=out, name=name, **engine)
+    if resume is None:
+        require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import lab as siamese
     run_dir = siamese.train(cfg, resume=resume, progress=progress)
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
@@ -108,6 +111,7 @@ def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
     """Optuna search over lr, margin, step_size, gamma, epochs, embedding_dim and loss; resumable."""
     cfg = build_siamese_config(config, overrides, data=data, trials=trials, sampler=sampler, objective=objective,
                                storage=storage, retrain=retrain, out=out, name=name)
+    require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
     folder = studies.search(cfg, progress=progress, console=console)
@@ -128,6 +132,8 @@ def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(
                          progress: ProgressOpt = True):
     """Verification (ROC, AUC, EER, accuracy at the validation threshold), retrieval (P@1, MAP@R), plots, report."""
     path, _ = checkpoint_arg(checkpoint, "siamese", "Siamese")
+    if data:
+        require_path(data, "--data")
     from vislab.labs.siamese import lab as siamese
     siamese.evaluate(path, out=out, root=data, progress=progress)
     console.print(f"report: {Path(out or path.parent.parent) / 'report.html'}")
@@ -143,6 +149,7 @@ def siamese_baseline_cmd(overrides: Overrides = None, config: ConfigOpt = None, 
                          progress: ProgressOpt = True):
     """The starting point: pretrained backbone features without training, evaluated like a trained model."""
     cfg = build_siamese_config(config, overrides, data=data, backbone=backbone)
+    require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import lab as siamese
     siamese.evaluate_pretrained(cfg, out, progress)
 
@@ -219,6 +226,7 @@ def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
                        out: OutOpt = None, progress: ProgressOpt = False):
     """Train and evaluate one setup on several person splits: mean ± sd of AUC, EER, P@1, MAP@R."""
     cfg = build_siamese_config(config, overrides, data=data, out=out)
+    require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
     folder = studies.repeat_splits(cfg, [int(x) for x in seeds.split(",") if x.strip()], baseline, progress, console)
@@ -236,6 +244,7 @@ def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, d
                         out: OutOpt = None, progress: ProgressOpt = False):
     """Train the same setup at each margin; compare distance distributions, ROC and AUC in one report."""
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, miner=miner, epochs=epochs, out=out)
+    require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
     folder = studies.compare_margins(cfg, floats(margins, "--margins"), progress)

@@ -24,6 +24,7 @@ from vislab.core.cli import (
     engine_options,
     floats,
     friendly,
+    require_path,
 )
 from vislab.core.clihelp import documented
 from vislab.labs.vae.config import ClassifierRunConfig, VaeRunConfig
@@ -59,6 +60,12 @@ def build_vae_config(config, overrides, **flags):
     return build_config(VaeRunConfig, FLAGS, config, overrides, None, **flags)
 
 
+def check_data(cfg) -> None:
+    """The IDX folder exists (torchvision may download), before torch is imported."""
+    if cfg.data.source == "idx":
+        require_path(cfg.data.root, "--data (data.root)")
+
+
 def _vae_checkpoint(path: Path) -> None:
     """A VAE run folder or checkpoint, checked (exists, vislab's, the VAE lab's) before torch is imported; the lab
     takes either (a run folder keeps its evaluation files together)."""
@@ -74,6 +81,7 @@ def vae_eda_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: Fmn
                     help="Output folder. [default: runs/fashion-mnist-eda]")] = None):
     """Class distribution (train, test), pixel intensities, non-zero pixels, examples per class."""
     cfg = build_vae_config(config, overrides, data=data)
+    check_data(cfg)
     from vislab.labs.vae import lab as vae
     folder = vae.eda(cfg, out)
     console.print(f"EDA report: {folder / 'report.html'}")
@@ -102,6 +110,8 @@ def vae_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: F
                            likelihood=likelihood, limit_per_class=limit_per_class, classifier=classifier, fid_n=fid_n,
                            inception=inception, inception_weights=inception_weights, iwae_k=iwae_k, out=out,
                            name=name, **engine)
+    if resume is None:
+        check_data(cfg)
     from vislab.labs.vae import lab as vae
     run_dir = vae.train(cfg, resume=resume, progress=progress)
     console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}")
@@ -207,6 +217,8 @@ def vae_classifier_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
     """Train the Fashion-MNIST classifier behind FID (a) and controllability; prints its test accuracy."""
     cfg = build_config(ClassifierRunConfig, {"data": "data.root", **ENGINE_FLAGS}, config, overrides, None, data=data,
                        out=out, name=name, **engine)
+    if resume is None:
+        check_data(cfg)
     from vislab.labs.vae import classifier as vae_classifier
     run_dir = vae_classifier.train_classifier(cfg, resume=resume, progress=progress)
     m = json.loads((run_dir / "metrics.json").read_text())
