@@ -56,7 +56,7 @@ def _finite(v) -> bool:
 def run_warnings(history: Sequence[Mapping] | None, monitor: str, planned_epochs: int | None,
                  metrics: Mapping[str, Mapping[str, float]], baselines: Mapping[str, float],
                  per_class: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None,
-                 max_steps: int | None = None) -> list[str]:
+                 max_steps: int | None = None, mode: str | None = None) -> list[str]:
     """Plain-word warnings: a task at or under its majority baseline, classes never recognised (recall 0), a
     run stopped before its planned epochs, NaN values, a validation curve still improving at the end."""
     out: list[str] = []
@@ -85,7 +85,7 @@ def run_warnings(history: Sequence[Mapping] | None, monitor: str, planned_epochs
         out.append(f"NaN or infinite values in: {', '.join(bad[:8])}.")
     rows = [r for r in history if _finite(r.get(monitor))]
     if len(rows) >= 2:
-        mode_min = "loss" in monitor
+        mode_min = (mode or ("min" if "loss" in monitor else "max")) == "min"
         vals = [float(r[monitor]) for r in rows]
         best = min(vals) if mode_min else max(vals)
         if vals[-1] == best and vals[-1] != vals[-2]:
@@ -117,7 +117,7 @@ def summary_card(history: Sequence[Mapping] | None, monitor: str, mode: str | No
         rows.append(["average", pct(a.get("accuracy")), pct(base), f"{gain:+.1f}" if _finite(gain) else "-",
                      pct(a.get("f1"))])
     table = Table(["task", "accuracy", "majority baseline", "gain (points)", "macro F1"], rows)
-    notes = run_warnings(history, monitor, planned_epochs, metrics, baselines, per_class, max_steps)
+    notes = run_warnings(history, monitor, planned_epochs, metrics, baselines, per_class, max_steps, mode)
     if not notes:
         lines.append("No warnings: every task beats its majority baseline and every class is recognised at least once.")
     return Section("Summary", "\n".join(lines), tables=[table], notes=notes, card=True)
@@ -130,7 +130,7 @@ def training_card(history: Sequence[Mapping] | None, monitor: str, mode: str | N
     lines = [f"Scored: {scope}."] if scope else []
     if history:
         lines.append(best_epoch_text(history, monitor, mode))
-    notes = run_warnings(history, monitor, planned_epochs, {}, {}, None, max_steps)
+    notes = run_warnings(history, monitor, planned_epochs, {}, {}, None, max_steps, mode)
     if not notes:
         lines.append("No warnings: the run finished its epochs with finite losses.")
     return Section("Summary", "\n".join(lines), tables=list(tables), notes=notes, card=True)
