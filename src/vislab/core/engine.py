@@ -172,6 +172,23 @@ def open_run(cfg, resume: str | Path | None = None, run_dir: str | Path | None =
     return cfg, fabric, run_dir
 
 
+def replace_epoch_rows(path: Path, rows: list[dict], epoch: int) -> None:
+    """Rewrite a per-epoch log (history.csv, steps.csv) with its rows of earlier epochs and then `rows`,
+    atomically: what a killed run left for this epoch or later is replaced when it resumes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = []
+    if path.is_file():
+        with open(path, newline="") as f:
+            old = [r for r in csv.DictReader(f) if int(float(r["epoch"])) < epoch]
+    rows = old + list(rows)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
 def read_steps(run_dir: str | Path) -> list[dict]:
     """The per-step training losses a run logged (steps.csv: step, epoch, loss), for step-level curves."""
     path = Path(run_dir) / "steps.csv"
@@ -386,10 +403,10 @@ class Trainer:
             self._save("last", export, {**meta, "kind": "last"})
             if fabric.is_global_zero:
                 self._log_row(csv_path, row, writer)
-                losses = torch.stack(step_rows).float().cpu().tolist() if step_rows else []
+                losses = torch.stack(step_rows).cpu().tolist() if step_rows else []
                 first = step - len(losses) + 1
-                self._log_rows(self.out_dir / "steps.csv", [{"step": first + i, "epoch": epoch, "loss": round(v, 6)}
-                                                            for i, v in enumerate(losses)], epoch)
+                replace_epoch_rows(self.out_dir / "steps.csv", [{"step": first + i, "epoch": epoch, "loss": round(v, 6)}
+                                                                 for i, v in enumerate(losses)], epoch)
             shown = [(k, row[k]) for k in ("val_accuracy", "val_f1", "val_auc", "val_eer", cfg.monitor)
                      if k in row and k != "val_loss"]
             self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} val loss {val_loss:.4f} "
@@ -424,39 +441,12 @@ class Trainer:
         return SummaryWriter(str(self.out_dir / "tensorboard"))
 
     def _log_row(self, path: Path, row: dict, writer) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rows = []
-        if path.is_file():
-            with open(path, newline="") as f:
-                rows = [r for r in csv.DictReader(f) if int(float(r["epoch"])) < row["epoch"]]
-        rows.append(row)
-        keys = list(dict.fromkeys(k for r in rows for k in r))
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=keys)
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, path)
+        replace_epoch_rows(path, [row], row["epoch"])
         if writer is not None:
             for k, v in row.items():
                 if k != "epoch" and isinstance(v, (int, float)):
                     writer.add_scalar(k.replace("_", "/", 1), v, row["epoch"])
             writer.flush()
-
-    @staticmethod
-    def _log_rows(path: Path, rows: list[dict], epoch: int) -> None:
-        """Append this epoch's per-step rows to steps.csv (the loss of every optimizer step, for the step-level
-        curves of short runs); rows of this epoch or later left by a killed run are replaced."""
-        old = []
-        if path.is_file():
-            with open(path, newline="") as f:
-                old = [r for r in csv.DictReader(f) if int(r["epoch"]) < epoch]
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["step", "epoch", "loss"])
-            w.writeheader()
-            w.writerows(old + rows)
-        os.replace(tmp, path)
 
     def _bar(self, epoch: int, epochs: int, total: int):
         if not (self.progress and self.fabric.is_global_zero):

@@ -208,7 +208,7 @@ def remap_targets(prepared: Prepared, encoders: dict[str, list[str]]) -> tuple[n
 def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, history: list[dict] | None = None,
                  seconds: float | None = None, console=None, split: str = "test", path: Path | None = None,
                  scope: str | None = None, train_counts: dict[str, list[int]] | None = None,
-                 steps_dir: Path | None = None) -> dict:
+                 steps_dir: Path | None = None, unseen: dict | None = None) -> dict:
     """Evaluate a checkpoint (default: run_dir's best) on a split; write metrics.json, plots, report in run_dir.
     `scope` says in words which rows were scored; `train_counts` (rows per class of the checkpoint's training
     split) gives the majority baselines, else the split "train" of `prepared` does."""
@@ -227,7 +227,7 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
     out = {"split": split, "scope": scope, "n": int(len(rows)), "n_per_task": scored, "checkpoint": str(path),
            "metrics": metrics,
            "majority_baseline": baselines, "train_seconds": seconds,
-           "cleaning": [s.__dict__ for s in prepared.steps]}
+           "cleaning": [s.__dict__ for s in prepared.steps], "unseen_labels": unseen or {}}
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     _print_metrics(console, metrics, baselines, f"metrics on {scope}")
     out["report"] = str(write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds,
@@ -425,9 +425,7 @@ def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split:
     run_dir.mkdir(parents=True, exist_ok=True)
     result = evaluate_run(run_dir, prepared, cfg, history=meta.get("history"), console=console, split=split,
                           path=path, scope=scope, train_counts=meta.get("train_class_counts"),
-                          steps_dir=path.parent.parent)
-    result["unseen_labels"] = unseen
-    (run_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+                          steps_dir=path.parent.parent, unseen=unseen)
     return result
 
 

@@ -29,10 +29,10 @@ from torch import nn
 from vislab.core import checkpoint as ckpt
 from vislab.core import plots
 from vislab.core.data.cache import decode_images
-from vislab.core.data.folders import IMAGE_EXTS
 from vislab.core.data.images import OK as DECODED
 from vislab.core.data.images import DataError, ImageError, load_image
 from vislab.core.data.loaders import batch_loader
+from vislab.core.data.paths import folder_images
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, seed_all
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.core.transforms import BatchTransform
@@ -324,7 +324,7 @@ def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top:
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: gallery folder does not exist")
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+    files = folder_images(folder)
     if len(files) < top:
         raise DataError(f"{folder}: the gallery holds {len(files)} images, fewer than --top {top}")
     q = _read_face(query, meta["image_size"])
