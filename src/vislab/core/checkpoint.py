@@ -66,6 +66,19 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: di
     return path
 
 
+def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
+    """Rewrite a checkpoint with `changes` merged into its metadata (weights unchanged), atomically."""
+    from safetensors.numpy import load_file, save_file
+    path = Path(path)
+    meta = {**read_meta(path), **changes}
+    tensors = load_file(str(path))  # numpy: no torch needed, bit-identical tensors
+    text = json.dumps(meta, default=_json_default)
+    _atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"vislab": text}))
+    _atomic(path.with_suffix(".json"),
+            lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, default=_json_default)))
+    return meta
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():

@@ -237,6 +237,89 @@ def predict_cmd(checkpoint: CheckpointArg,
         raise typer.Exit(1)
 
 
+@app.command("tag")
+@friendly
+@documented(None, None, "vislab fashion tag runs/fashion photos/ --out tags.csv",
+            "vislab fashion tag runs/fashion catalog.csv --image-col id --image-dir images --out tags.jsonl",
+            "vislab fashion tag runs/fashion 'new/**/*.jpg' --out tags.csv --resume",
+            none={"image_dir": "the CSV's folder", "threshold": "the checkpoint's (chosen on validation)",
+                  "workers": "one per CPU core", "format": "from --out's extension (csv; .jsonl: jsonl)"})
+def tag_cmd(checkpoint: CheckpointArg,
+            inputs: Annotated[list[str], typer.Argument(
+                metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")],
+            out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Tag file to write.")
+                           ] = Path("tags.csv"),
+            fmt: Annotated[Optional[str], typer.Option("--format", metavar="csv|jsonl",
+                                                       help="Output format.")] = None,
+            image_col: Annotated[Optional[str], typer.Option(
+                "--image-col", metavar="COLUMN", help="The CSV column naming each image.")] = None,
+            image_dir: Annotated[Optional[str], typer.Option(
+                "--image-dir", metavar="FOLDER", help="Folder the CSV's image names are relative to.")] = None,
+            image_ext: Annotated[str, typer.Option(
+                metavar="EXT", help="Appended to CSV image names without an extension.")] = ".jpg",
+            top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels kept per attribute.")] = 3,
+            threshold: Annotated[Optional[str], typer.Option(
+                metavar="T|TASK=T,...", help="Confidence under which an attribute needs review.")] = None,
+            batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
+            workers: Annotated[Optional[int], typer.Option(min=0, help="Decoding processes.")] = None,
+            resume: Annotated[bool, typer.Option("--resume", help="Continue --out: skip the images it has.")
+                              ] = False,
+            overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+            ray: Annotated[bool, typer.Option("--ray", help="Run the predictor as a Ray Data stage "
+                                                            "(pip install 'vislab[ray]'; RAY_ADDRESS for a cluster).")
+                           ] = False,
+            progress: ProgressOpt = True):
+    """Tag a catalog: every attribute with confidence, top-k, caption and a needs-review flag, to CSV or JSON
+    Lines. Unreadable images get a row with the error; a killed run continues with --resume."""
+    from vislab.labs.fashion.review import parse_threshold
+    from vislab.product.inputs import resolve_inputs
+    from vislab.product.outputs import TagWriter, format_of
+    if resume and overwrite:
+        fail("--resume and --overwrite contradict each other: pick one", code=2)
+    if fmt is not None:
+        format_of(out, fmt)
+    path, meta = checkpoint_arg(checkpoint, "fashion")
+    override = parse_threshold(threshold, list(meta["encoders"])) if threshold is not None else None
+    items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
+    if ray:
+        from vislab.product.ray_stage import require_ray
+        require_ray()
+    with TagWriter(out, list(meta["encoders"]), fmt, resume=resume, overwrite=overwrite) as writer:
+        if not (meta.get("review") or {}).get("thresholds") and override is None:
+            err.print("[yellow]this checkpoint has no review thresholds (trained before they existed): "
+                      "attributes under 0.6 confidence need review; `vislab fashion calibrate` chooses them[/yellow]")
+        if ray:
+            from vislab.product.ray_stage import tag_with_ray
+            summary = tag_with_ray(path, items, writer, batch_size=batch_size, thresholds=override, top_k=top_k,
+                                   progress=progress, console=err)
+        else:
+            from vislab.labs.fashion.predict import Predictor
+            from vislab.product.tag import tag
+            predictor = Predictor.load(path, thresholds=override, top_k=top_k)
+            summary = tag(predictor, items, writer, batch_size=batch_size, workers=workers, progress=progress,
+                          console=err)
+    skipped = f", {summary.skipped} already in {out}" if summary.skipped else ""
+    console.print(f"{summary.tagged} images tagged, {summary.needs_review} need review, {summary.errors} "
+                  f"unreadable{skipped} ({summary.images_per_s:.0f} images/s) -> {out}")
+    return summary
+
+
+@app.command("calibrate")
+@friendly
+@documented(None, None, "vislab fashion calibrate runs/fashion",
+            "vislab fashion calibrate runs/fashion --precision 0.95")
+def calibrate_cmd(checkpoint: CheckpointArg,
+                  precision: Annotated[Optional[float], typer.Option(
+                      min=0.01, max=1.0, help="Precision the auto-accepted predictions must reach. "
+                                              "[default: the run's review.precision, 0.98]")] = None,
+                  progress: ProgressOpt = True):
+    """Choose the review thresholds again on the checkpoint's validation split and store them in it."""
+    path, meta = checkpoint_arg(checkpoint, "fashion")
+    from vislab.labs.fashion import lab as fashion
+    fashion.calibrate(path, precision, progress)
+    console.print(f"thresholds stored in {path}")
+
+
 @friendly
 @documented(None, None, "vislab demo", "vislab demo --out /tmp/runs --no-progress")
 def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for runs.")] = "runs",

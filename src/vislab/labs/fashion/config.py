@@ -81,6 +81,22 @@ class FashionModelConfig(Strict):
     _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
 
 
+class FashionReviewConfig(Strict):
+    precision: float = Field(0.98, gt=0.0, le=1.0)
+    """Precision the auto-accepted predictions of each attribute must reach on the validation split; training
+    chooses each attribute's confidence threshold from it (`vislab fashion calibrate` chooses again)."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Fixed confidence thresholds per attribute, e.g. {season: 0.5}; they replace the chosen ones."""
+
+    @field_validator("thresholds")
+    @classmethod
+    def _in_unit_range(cls, v):
+        bad = {k: x for k, x in v.items() if not 0.0 <= x <= 1.0}
+        if bad:
+            raise ValueError(f"review.thresholds must lie in 0..1, got {bad}")
+        return v
+
+
 class FashionRunConfig(Strict):
     lab: ClassVar[str] = LAB
     name: str = "fashion"
@@ -90,12 +106,18 @@ class FashionRunConfig(Strict):
     data: FashionDataConfig = Field(default_factory=FashionDataConfig)
     model: FashionModelConfig = Field(default_factory=FashionModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    review: FashionReviewConfig = Field(default_factory=FashionReviewConfig)
+    """Which predictions need a person's review (`vislab fashion tag`, `vislab serve`)."""
 
     @model_validator(mode="after")
     def _weights_name_tasks(self):
         unknown = set(self.train.task_weights) - set(self.data.label_cols)
         if unknown:
             raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; "
+                             f"tasks are {self.data.label_cols}")
+        unknown = set(self.review.thresholds) - set(self.data.label_cols)
+        if unknown:
+            raise ValueError(f"review.thresholds names unknown tasks {sorted(unknown)}; "
                              f"tasks are {self.data.label_cols}")
         return self
 

@@ -144,6 +144,8 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     result = trainer.fit(model, objective, train_loader, val_loader, step_transform, export=net, resume=bool(resume))
     if fabric.is_global_zero:
         console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch}")
+        calibrate_checkpoint(run_dir / "checkpoints" / "best.safetensors", prepared, va, cfg.review.precision,
+                             tc.eval_batch_size, console)
         if report:
             evaluate_run(run_dir, prepared, cfg, result.history, seconds=result.seconds, console=console)
     fabric.barrier()
@@ -197,6 +199,35 @@ def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, 
     return trainer.evaluate(net, objective, loader, transform, collect=True, sync=False)
 
 
+def calibrate_checkpoint(path: Path, prepared: Prepared, rows: np.ndarray, precision: float,
+                         batch_size: int = 256, console=None) -> dict:
+    """Choose the review thresholds on `rows` (the validation split) and store them in the checkpoint."""
+    from vislab.labs.fashion.review import choose_thresholds
+    _, raw = evaluate_checkpoint(path, prepared, rows, batch_size)
+    probs = {t: torch.from_numpy(v).float().softmax(-1).numpy() for t, v in raw["outputs"].items()}
+    review = choose_thresholds(probs, raw["targets"], precision)
+    ckpt.update_meta(path, {"review": review})
+    if console is not None:
+        console.print(f"review thresholds for {precision:.0%} precision on the validation split: " + ", ".join(
+            f"{t} {'none' if v is None else f'{v:.2f}'} (auto-accepts {review['coverage'][t]:.0%})"
+            for t, v in review["thresholds"].items()))
+    return review
+
+
+def calibrate(checkpoint: str | Path, precision: float | None = None, progress: bool = True) -> dict:
+    """Choose a checkpoint's review thresholds again on its own validation split (e.g. another precision)."""
+    path = ckpt.resolve(checkpoint)[0]
+    meta = ckpt.read_checked(path, "fashion")
+    cfg = FashionRunConfig.model_validate(meta["config"])
+    prepared = prepare(cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])}), progress=progress)
+    rows_ok, _ = remap_targets(prepared, meta["encoders"])
+    rows = np.intersect1d(prepared.splits["val"], rows_ok)
+    if not len(rows):
+        raise DataError(f"{path}: its validation split has no rows to choose thresholds on")
+    return calibrate_checkpoint(path, prepared, rows, precision or cfg.review.precision,
+                                cfg.train.eval_batch_size, rich_console())
+
+
 def remap_targets(prepared: Prepared, encoders: dict[str, list[str]]) -> tuple[np.ndarray, dict]:
     """Targets of `prepared` re-encoded with a checkpoint's encoders; rows with unseen labels dropped."""
     targets, unseen = encode(prepared.df, encoders)
@@ -230,8 +261,9 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
            "cleaning": [s.__dict__ for s in prepared.steps], "unseen_labels": unseen or {}}
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     _print_metrics(console, metrics, baselines, f"metrics on {scope}")
+    out["review"] = ckpt.read_meta(path).get("review")
     out["report"] = str(write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds,
-                                         scope=scope, steps_dir=steps_dir))
+                                         scope=scope, steps_dir=steps_dir, review=out["review"]))
     return out
 
 
@@ -281,7 +313,8 @@ def _error_captions(enc: dict, targets: np.ndarray, preds: np.ndarray, conf: np.
 
 def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, metrics: dict, raw: dict,
                      rows: np.ndarray, baselines: dict, history: list[dict] | None, seconds: float | None,
-                     scope: str = "the test split", steps_dir: Path | None = None) -> Path:
+                     scope: str = "the test split", steps_dir: Path | None = None,
+                     review: dict | None = None) -> Path:
     """The run report, what matters first: the summary card, per-class tables, curves, confusion, ROC, errors,
     the data, the hyperparameters that ran. `steps_dir` holds the training run's steps.csv (default run_dir)."""
     from vislab.core.metrics import per_class_report
@@ -339,6 +372,9 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
     err = plots.error_examples(np.asarray(prepared.images[rows[shown]]) if len(shown)
                                else np.zeros((0, 3, 8, 8), np.uint8), [], [], fig / "errors.png",
                                "", ncols=4, captions=_error_captions(enc, targets, preds, conf, shown))
+    if review:
+        from vislab.labs.fashion.review_report import review_section
+        sections.append(review_section(review, probs, targets, tasks, fig, scope))
     sections.append(Section("Error examples", f"{len(wrong_rows)} of {len(rows)} scored images have at least one "
                             "wrong attribute; the first 24 are shown.", images=[Figure(
                                 err, "Each image lists its wrong attributes as task: true -> predicted, with the "

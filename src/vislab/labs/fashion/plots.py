@@ -51,3 +51,38 @@ def ablation_bars(results: Mapping[str, Mapping[str, float]], path, title: str =
     ax.legend(fontsize=8)
     ax.set_title(title)
     return save(fig, path)
+
+
+def coverage_accuracy(curves: Mapping[str, tuple], target: float, path,
+                      title: str = "Auto-accepted share vs its accuracy") -> Path:
+    """curves[task] = (confidences, correct, threshold or None): one panel per task, x = share auto-accepted
+    (most confident first), y = accuracy of that share; the chosen threshold's point marked."""
+    import numpy as np
+
+    from vislab.labs.fashion.review import accepted, coverage_curve
+    tasks = list(curves)
+    if not tasks:
+        return message_figure(path, title, "no tasks")
+    cols = min(3, len(tasks))
+    rows = (len(tasks) + cols - 1) // cols
+    fig = new_figure(4.2 * cols, 3.3 * rows)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    for ax, t in zip(axes, tasks):
+        conf, correct, th = curves[t]
+        cov, acc = coverage_curve(conf, correct)
+        ax.plot(100 * cov, 100 * acc, lw=1.6)
+        ax.axhline(100 * target, ls="--", lw=1, color="grey")
+        m = accepted(conf, th)
+        if th is not None and m.any():
+            ax.plot([100 * m.mean()], [100 * correct[m].mean()], "o", color="C3")
+            ax.annotate(f"t={th:.2f}", (100 * m.mean(), 100 * correct[m].mean()), textcoords="offset points",
+                        xytext=(4, -12), fontsize=8)
+        ax.set_title(t, fontsize=10)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("auto-accepted (%)")
+        ax.set_ylabel("accuracy of accepted (%)")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(tasks):]:
+        ax.axis("off")
+    fig.suptitle(title)
+    return save(fig, path)

@@ -2,12 +2,15 @@
 
 An image can be a path, raw bytes, a PIL image or an (H, W, 3) uint8 array. It is decoded and
 resized exactly as in training (any mode -> RGB, white padding to the trained aspect ratio).
+Every prediction carries each attribute's top-k and whether it needs a person's review (its
+confidence is under the attribute's threshold, see `vislab.labs.fashion.review`). Batch tagging
+(`vislab fashion tag`) and the HTTP service (`vislab serve`) use this same predictor.
 """
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,7 @@ from PIL import Image
 
 from vislab.core.data.images import load_image
 from vislab.core.transforms import BatchTransform
+from vislab.labs.fashion import review as rv
 from vislab.labs.fashion.lab import load_model
 
 
@@ -26,15 +30,36 @@ class Prediction:
     confidences: dict[str, float]
     caption: str
     source: str = ""
+    top_k: dict[str, list[tuple[str, float]]] = field(default_factory=dict)
+    thresholds: dict[str, float | None] = field(default_factory=dict)
+
+    @property
+    def review(self) -> list[str]:
+        """The attributes whose confidence is under their threshold (None: always reviewed)."""
+        return [t for t in self.labels if t in self.thresholds and not rv.accepted(self.confidences[t],
+                                                                                  self.thresholds[t])]
+
+    @property
+    def needs_review(self) -> bool:
+        return bool(self.review)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"image": self.source, "caption": self.caption,
-                "attributes": {t: {"label": self.labels[t], "confidence": round(self.confidences[t], 4)}
+        review = set(self.review)
+        return {"image": self.source, "caption": self.caption, "needs_review": bool(review),
+                "review": [t for t in self.labels if t in review],
+                "attributes": {t: {"label": self.labels[t], "confidence": round(self.confidences[t], 4),
+                                   "threshold": _round(self.thresholds.get(t)), "needs_review": t in review,
+                                   "top_k": [{"label": lab, "confidence": round(c, 4)}
+                                             for lab, c in self.top_k.get(t, [])]}
                                for t in self.labels}}
 
     def __str__(self) -> str:
         return "\n".join([f"{t}: {self.labels[t]} ({self.confidences[t]:.2f})" for t in self.labels]
                          + [f"caption: {self.caption}"])
+
+
+def _round(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 4)
 
 
 _POSSESSIVE = {"Men": "Men's", "Women": "Women's", "Boys": "Boys'", "Girls": "Girls'", "Unisex": "Unisex"}
@@ -69,16 +94,22 @@ def caption(labels: dict[str, str]) -> str:
 
 
 class Predictor:
-    def __init__(self, net, meta: dict, device: str = "cpu"):
+    """A loaded fashion model. `thresholds` ({task: t}) replace the checkpoint's review thresholds; an attribute
+    without any (an old checkpoint) uses `default_threshold`. `top_k` labels are kept per attribute."""
+
+    def __init__(self, net, meta: dict, device: str = "cpu", thresholds: dict[str, float | None] | None = None,
+                 top_k: int = 3, default_threshold: float | None = 0.6):
         self.net, self.meta, self.device = net.to(device).eval(), meta, torch.device(device)
         self.encoders: dict[str, list[str]] = meta["encoders"]
         self.image_size = tuple(meta["image_size"])
         self.transform = BatchTransform(meta["data_config"]["mean"], meta["data_config"]["std"]).to(device).eval()
+        self.thresholds = rv.resolve(meta, thresholds, default_threshold)
+        self.top_k = max(1, int(top_k))
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu") -> Predictor:
+    def load(cls, path: str | Path, device: str = "cpu", **kw) -> Predictor:
         net, meta = load_model(path, device)
-        return cls(net, meta, device)
+        return cls(net, meta, device, **kw)
 
     @property
     def tasks(self) -> list[str]:
@@ -89,20 +120,34 @@ class Predictor:
                 for im in images]
         return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
 
-    @torch.inference_mode()
     def predict_batch(self, images: Sequence, batch_size: int = 64) -> list[Prediction]:
+        """Decode and predict; an undecodable image raises ImageError (see `vislab fashion tag` for a run
+        that records it and goes on)."""
         out: list[Prediction] = []
         for i in range(0, len(images), batch_size):
             chunk = images[i:i + batch_size]
-            x = self.transform(self.preprocess(chunk).to(self.device))
-            logits = self.net(x)
-            probs = {t: v.float().softmax(-1).cpu() for t, v in logits.items()}
-            for k, src in enumerate(chunk):
-                labels, conf = {}, {}
-                for t, p in probs.items():
-                    j = int(p[k].argmax())
-                    labels[t], conf[t] = self.encoders[t][j], float(p[k, j])
-                out.append(Prediction(labels, conf, caption(labels), str(src) if isinstance(src, (str, Path)) else ""))
+            srcs = [str(s) if isinstance(s, (str, Path)) else "" for s in chunk]
+            out += self.predict_arrays(self.preprocess(chunk), srcs)
+        return out
+
+    @torch.inference_mode()
+    def predict_arrays(self, x: torch.Tensor | np.ndarray, sources: Sequence[str] | None = None) -> list[Prediction]:
+        """Predictions for decoded images: (N, 3, H, W) uint8 at the model's image size, one batch."""
+        x = torch.as_tensor(x)
+        if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
+            raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {tuple(x.shape)}")
+        logits = self.net(self.transform(x.to(self.device)))
+        k = {t: min(self.top_k, len(self.encoders[t])) for t in logits}
+        tops = {t: v.float().softmax(-1).topk(k[t], dim=-1) for t, v in logits.items()}
+        tops = {t: (p.values.cpu().tolist(), p.indices.cpu().tolist()) for t, p in tops.items()}
+        out = []
+        for n in range(x.shape[0]):
+            labels, conf, top = {}, {}, {}
+            for t, (vals, idx) in tops.items():
+                top[t] = [(self.encoders[t][j], float(v)) for v, j in zip(vals[n], idx[n])]
+                labels[t], conf[t] = top[t][0]
+            out.append(Prediction(labels, conf, caption(labels), sources[n] if sources else "", top,
+                                  self.thresholds))
         return out
 
     def predict(self, image) -> Prediction:

@@ -1,0 +1,27 @@
+"""Settings of the tagging service; `vislab serve` flags map onto these fields one to one."""
+from __future__ import annotations
+
+from pydantic import Field
+
+from vislab.core.config import Strict
+
+
+class ServeSettings(Strict):
+    max_body_mb: float = Field(16.0, gt=0)
+    """Largest request body (MB), counted while it streams in: a larger one is refused with 413."""
+    max_batch: int = Field(32, ge=1)
+    """Most images in one POST /v1/tag/batch (413 beyond)."""
+    max_pixels: int = Field(40_000_000, ge=1)
+    """Largest image (width x height) decoded; a larger one (e.g. a decompression bomb) is refused with 422."""
+    micro_batch: bool = True
+    """Collect concurrent requests for up to `batch_wait_ms` and run them as one batch."""
+    batch_wait_ms: float = Field(4.0, ge=0)
+    """How long the first request of a micro-batch waits for others."""
+    batch_size: int = Field(32, ge=1)
+    """Most images the model runs at once."""
+    threads: int | None = Field(None, ge=1)
+    """Torch threads for inference (None: one per CPU core)."""
+    top_k: int = Field(3, ge=1)
+    """Labels returned per attribute."""
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    """Review thresholds replacing the checkpoint's, per attribute."""

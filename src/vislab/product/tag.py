@@ -1,0 +1,122 @@
+"""Batch tagging: decode in worker processes, predict in batches, append rows as they come.
+
+Memory stays bounded whatever the catalog size: only the paths are listed up front; the loader holds
+`workers x prefetch` batches of decoded images at a time. An image that cannot be read becomes a row with
+its error and the run goes on; `resume` skips the paths the output already has."""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from torch.utils.data import DataLoader, Dataset
+
+from vislab.core.data.images import ImageError, load_image
+from vislab.product.inputs import TagInput
+from vislab.product.outputs import TagWriter
+
+
+class DecodeDataset(Dataset):
+    """Item i: (i, (3, H, W) uint8 array or None, error text)."""
+
+    def __init__(self, inputs: list[TagInput], size: tuple[int, int]):
+        self.inputs, self.size = inputs, size
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+    def __getitem__(self, i: int):
+        item = self.inputs[i]
+        if item.error:
+            return i, None, item.error
+        try:
+            return i, load_image(item.path, self.size).transpose(2, 0, 1), ""
+        except ImageError as e:
+            return i, None, str(e)
+        except Exception as e:  # noqa: BLE001  (one bad file never stops the run)
+            return i, None, f"{item.path}: {type(e).__name__}: {e}"
+
+
+def _collate(batch):
+    return batch
+
+
+@dataclass
+class TagSummary:
+    total: int
+    skipped: int
+    tagged: int = 0
+    errors: int = 0
+    needs_review: int = 0
+    seconds: float = 0.0
+
+    @property
+    def images_per_s(self) -> float:
+        return (self.tagged + self.errors) / self.seconds if self.seconds else 0.0
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "images_per_s": round(self.images_per_s, 1)}
+
+
+def default_workers() -> int:
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+
+
+def loader(inputs: list[TagInput], size: tuple[int, int], batch_size: int, workers: int) -> DataLoader:
+    return DataLoader(DecodeDataset(inputs, size), batch_size=batch_size, num_workers=workers,
+                      collate_fn=_collate, prefetch_factor=2 if workers else None,
+                      persistent_workers=False)
+
+
+def predict_items(predictor, batch: list, inputs: list[TagInput]) -> list[tuple[str, dict | None, str]]:
+    """Rows for one decoded batch, in input order."""
+    ok = [(i, a) for i, a, e in batch if a is not None]
+    preds = iter(predictor.predict_arrays(np.stack([a for _, a in ok])) if ok else [])
+    return [(inputs[i].path, next(preds).as_dict() if a is not None else None, e) for i, a, e in batch]
+
+
+def tag(predictor, inputs: list[TagInput], writer: TagWriter, batch_size: int = 64, workers: int | None = None,
+        progress: bool = True, console=None) -> TagSummary:
+    """Tag every input not yet in `writer`; returns counts and speed."""
+    todo = [x for x in inputs if x.path not in writer.done]
+    summary = TagSummary(total=len(inputs), skipped=len(inputs) - len(todo))
+    if not todo:
+        return summary
+    workers = default_workers() if workers is None else workers
+    t0 = time.perf_counter()
+    with _progress(progress, console) as bar:
+        task = bar.add_task("tagging", total=len(todo))
+        for batch in loader(todo, predictor.image_size, batch_size, workers):
+            rows = predict_items(predictor, batch, todo)
+            writer.write(rows)
+            for _, r, e in rows:
+                summary.errors += bool(e)
+                summary.tagged += r is not None
+                summary.needs_review += bool(r and r["needs_review"])
+            bar.advance(task, len(rows))
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _progress(enabled: bool, console=None):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.text import Text
+
+    class Speed(ProgressColumn):
+        def render(self, task):
+            speed = task.finished_speed or task.speed
+            return Text(f"{speed:,.0f} img/s" if speed else "- img/s")
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), Speed(),
+                    TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+                    disable=not enabled, transient=False)
+
