@@ -34,7 +34,7 @@ def from_csv(csv: Path, image_col: str, image_dir: str | Path | None = None, ima
     out = [TagInput(f"{csv}:{line}", f"malformed CSV line {line} (fewer fields than the header)")
            for line in rep.malformed]
     for i, v in enumerate(df[image_col].tolist()):
-        if v is None:
+        if v is None or v != v:  # None or NaN: an empty cell
             out.append(TagInput(f"{csv}:row {i + 1}", f"empty {image_col!r} cell"))
             continue
         p = Path(v).expanduser()

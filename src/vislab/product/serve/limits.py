@@ -52,6 +52,8 @@ def decode(data: bytes, size: tuple[int, int], max_pixels: int, filename: str = 
     except ImageError as e:
         raise RequestError(422, f"{filename}: {e}") from None
     except Exception as e:  # noqa: BLE001  PIL raises many types on hostile files: all are the client's
+        if "truncat" in str(e).lower():
+            raise RequestError(422, f"{filename}: the image is truncated (an incomplete file or upload)") from None
         raise RequestError(422, f"{filename}: not a readable image ({type(e).__name__}: {str(e)[:120]})") from None
     return arr.transpose(2, 0, 1)
 

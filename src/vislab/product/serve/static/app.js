@@ -8,6 +8,7 @@
 
   var API_MODEL = "/v1/model";
   var API_TAG = "/v1/tag";
+  var API_READY = "/readyz";
   var DEFAULT_CONCURRENCY = 32;
 
   var HTTP_STATUS_TEXT = {
@@ -118,14 +119,43 @@
         if (!res.ok) return errorMessage(res).then(function (m) { throw new Error(m); });
         return res.json();
       })
-      .then(renderModel)
+      .then(function (m) {
+        renderModel(m);
+        if (attempt >= 0) checkReady(0);
+      })
       .catch(function (err) {
-        var delay = Math.min(30000, 2000 * Math.pow(1.5, attempt));
+        var delay = Math.min(30000, 2000 * Math.pow(1.5, Math.max(0, attempt)));
         els.modelInfo.dataset.state = "error";
         els.modelStatus.textContent = "Model not ready (" + (err && err.message ? err.message : "network error") +
           ") — retrying…";
-        setTimeout(function () { loadModel(attempt + 1); }, delay);
+        setTimeout(function () { loadModel(Math.max(0, attempt) + 1); }, delay);
       });
+  }
+
+  /** /readyz answers 503 while the model loads and warms up; show that, then reload the model info once. */
+  function checkReady(attempt) {
+    fetch(API_READY, { headers: { Accept: "application/json" } })
+      .then(function (res) {
+        if (res.ok || res.status === 404) { // 404: no readiness probe, /v1/model answering is enough
+          var wasWarming = els.modelInfo.dataset.state === "warming";
+          setModelReady();
+          if (wasWarming) loadModel(-1); // thresholds may be final only now; -1: do not poll again
+          return;
+        }
+        return errorMessage(res).then(function (m) { throw new Error(m); });
+      })
+      .catch(function (err) {
+        els.modelInfo.dataset.state = "warming";
+        els.modelStatus.textContent = "Model loading" + (err && err.message && err.message !== "loading" ?
+          " (" + err.message + ")" : "") + "…";
+        setTimeout(function () { checkReady(attempt + 1); }, Math.min(10000, 1000 * Math.pow(1.4, attempt)));
+      });
+  }
+
+  function setModelReady() {
+    var m = state.model || {};
+    els.modelInfo.dataset.state = "ready";
+    els.modelStatus.textContent = m.lab ? m.lab + " model" : "Model ready";
   }
 
   function renderModel(m) {
@@ -134,8 +164,7 @@
     var names = Object.keys(tasks);
     var version = (m && m.version) || {};
 
-    els.modelInfo.dataset.state = "ready";
-    els.modelStatus.textContent = m.lab ? m.lab + " model" : "Model ready";
+    if (els.modelInfo.dataset.state !== "warming") setModelReady();
     els.modelBackbone.textContent = m.backbone || "unknown backbone";
     els.modelTasks.textContent = plural(names.length, "task");
     els.modelVersion.textContent = version.vislab ? "vislab " + version.vislab : "vislab";
@@ -149,7 +178,8 @@
     // Limits hint in the drop zone.
     var limits = m.limits || {};
     var hint = [];
-    if (limits.max_upload_bytes) hint.push("up to " + formatBytes(limits.max_upload_bytes) + " per photo");
+    var maxBytes = limits.max_upload_bytes || limits.max_body_bytes;
+    if (maxBytes) hint.push("up to " + formatBytes(maxBytes) + " per photo");
     if (limits.max_pixels) hint.push("max " + Math.round(limits.max_pixels / 1e6) + " MP");
     var text = hint.join(", ");
     els.limits.textContent = text ? text.charAt(0).toUpperCase() + text.slice(1) : "";
@@ -169,6 +199,20 @@
       div.append(dt, dd);
       els.modelMeta.append(div);
     });
+    var metrics = m.metrics && typeof m.metrics === "object" ? m.metrics : {};
+    var hasMetrics = names.some(function (n) { return metrics[n] && typeof metrics[n] === "object"; });
+    els.tasksTable.querySelectorAll(".metric-col").forEach(function (th) { th.hidden = !hasMetrics; });
+    var notes = [];
+    if (typeof m.review_precision === "number") {
+      notes.push("Thresholds were chosen for " + pct(m.review_precision) + " precision on validation.");
+    }
+    if (hasMetrics) {
+      notes.push("Metrics" + (metrics.split ? " on the " + metrics.split + " split" : "") +
+        (metrics.n ? " (" + metrics.n + " photos)" : "") + ".");
+    }
+    els.metricsNote.textContent = notes.join(" ");
+    els.metricsNote.hidden = !notes.length;
+
     var tbody = els.tasksTable.tBodies[0];
     tbody.textContent = "";
     var thresholds = m.thresholds || {};
@@ -182,6 +226,14 @@
       var td3 = document.createElement("td");
       td3.textContent = th == null ? "always review" : pct(th);
       tr.append(td1, td2, td3);
+      if (hasMetrics) {
+        var mt = metrics[name] || {};
+        ["accuracy", "f1"].forEach(function (k) {
+          var td = document.createElement("td");
+          td.textContent = typeof mt[k] === "number" ? (mt[k] * 100).toFixed(1) + "%" : "–";
+          tr.append(td);
+        });
+      }
       tbody.append(tr);
     });
     els.modelDetails.hidden = names.length === 0;
@@ -292,9 +344,15 @@
     row.querySelector(".conf").textContent = pct(a.confidence);
 
     var topk = Array.isArray(a.top_k) ? a.top_k.slice(0, 3) : [];
-    row.querySelector(".topk").textContent = topk.map(function (t) {
-      return t.label + " " + pct(t.confidence);
-    }).join(" · ");
+    // Each "label NN%" is kept together when the line wraps; textContent reads "Men 91% · Women 5% · Boys 2%".
+    var topkEl = row.querySelector(".topk");
+    topk.forEach(function (t, i) {
+      if (i) topkEl.append(" ");
+      var k = document.createElement("span");
+      k.className = "k";
+      k.textContent = t.label + " " + pct(t.confidence) + (i < topk.length - 1 ? " ·" : "");
+      topkEl.append(k);
+    });
 
     var desc = task + ": " + label.textContent + ", " + pct(a.confidence) + " confidence";
     if (a.threshold == null) desc += ", always reviewed";
@@ -313,7 +371,10 @@
     card.querySelector(".badge.review").hidden = true;
     card.querySelector(".attrs").textContent = "";
     var err = card.querySelector(".error");
-    err.textContent = "Could not tag " + card.dataset.filename + ": " + message;
+    var name = card.dataset.filename;
+    var text = String(message);
+    if (text.indexOf(name + ": ") === 0) text = text.slice(name.length + 2); // the server names the file too
+    err.textContent = "Could not tag " + name + ": " + text;
     err.hidden = false;
     card.querySelector("button.copy").hidden = true;
     card.querySelector("button.retry").hidden = false;
@@ -337,13 +398,23 @@
       .then(function (answer) { renderDone(card, answer); })
       .catch(function (err) {
         if (err && err.name === "AbortError") return;
-        var msg = err instanceof TagError ? err.message : "network error — is the server running?";
+        var msg = err instanceof TagError ? err.message : networkErrorText(card._file);
         renderError(card, msg);
       })
       .then(function () {
         state.controllers.delete(ctrl);
         updateSummary();
       });
+  }
+
+  function networkErrorText(file) {
+    var limits = (state.model && state.model.limits) || {};
+    var maxBytes = limits.max_upload_bytes || limits.max_body_bytes;
+    if (maxBytes && file && file.size > maxBytes) {
+      return "the connection was closed; the file is " + formatBytes(file.size) + " and the limit is " +
+        formatBytes(maxBytes);
+    }
+    return "network error — is the server running?";
   }
 
   function TagError(message) { this.message = message; this.name = "TagError"; }
@@ -486,6 +557,7 @@
     els.modelVersion = $("model-version");
     els.modelDetails = $("model-details");
     els.modelMeta = $("model-meta");
+    els.metricsNote = $("model-metrics-note");
     els.tasksTable = $("model-tasks-table");
     els.cardTpl = $("card-template");
     els.attrTpl = $("attr-template");
