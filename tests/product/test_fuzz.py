@@ -1,7 +1,8 @@
 """Hostile uploads against a running `vislab serve` (uvicorn on loopback): random bytes, truncated JPEG and
 PNG, empty files, headers claiming huge dimensions, decompression bombs, wrong content types, broken
 multipart. No answer is a 5xx, the server still answers /readyz and a good image as before, and its
-resident memory stays bounded. VISLAB_FUZZ_N sets the count (default 300 in `make test`; the docs report a 1,000+ run)."""
+resident memory stays bounded. VISLAB_FUZZ_N sets the count (default 300 in `make test`; the docs report
+a run of 1,000+)."""
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from browser import ARGS, chromium
 
 READ_CARDS = """() => [...document.querySelectorAll('article.result')].map(c => ({

@@ -60,9 +60,10 @@ def test_training_stores_thresholds_chosen_on_validation(tiny_run):
         else:
             assert 0 < th <= 1 and review["precision"][t] >= 0.98 and 0 < review["coverage"][t] <= 1
     # the same choice again from the checkpoint's validation outputs
+    import torch
+
     from vislab.labs.fashion import lab
     from vislab.labs.fashion.data import prepare
-    import torch
     prepared = prepare(cfg.data, progress=False)
     _, raw = lab.evaluate_checkpoint(path, prepared, prepared.splits["val"])
     probs = {t: torch.from_numpy(v).float().softmax(-1).numpy() for t, v in raw["outputs"].items()}

@@ -16,8 +16,8 @@ FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "
 
 
 @friendly
-@documented(ServeSettings, FLAGS, "vislab serve runs/fashion", "vislab serve runs/demo --port 8080 --no-micro-batch",
-            "vislab serve runs/fashion --host 0.0.0.0 --max-batch 64 --threshold season=0.5",
+@documented(ServeSettings, FLAGS, "vislab serve runs/fashion",
+            "vislab serve runs/fashion --host 0.0.0.0 --port 8080 --threshold season=0.5",
             none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)"})
 def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
                   metavar="CHECKPOINT", help="A fashion run folder (its best checkpoint) or .safetensors file.")],

@@ -241,9 +241,8 @@ def predict_cmd(checkpoint: CheckpointArg,
 @friendly
 @documented(None, None, "vislab fashion tag runs/fashion photos/ --out tags.csv",
             "vislab fashion tag runs/fashion catalog.csv --image-col id --image-dir images --out tags.jsonl",
-            "vislab fashion tag runs/fashion 'new/**/*.jpg' --out tags.csv --resume",
-            none={"image_dir": "the CSV's folder", "threshold": "the checkpoint's (chosen on validation)",
-                  "workers": "one per CPU core", "format": "from --out's extension (csv; .jsonl: jsonl)"})
+            none={"image_dir": "the CSV's folder", "image_col": "image", "threshold": "the checkpoint's (chosen on validation)",
+                  "workers": "one per CPU core", "fmt": "from --out's extension (csv; .jsonl: jsonl)"})
 def tag_cmd(checkpoint: CheckpointArg,
             inputs: Annotated[list[str], typer.Argument(
                 metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")],
