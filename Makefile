@@ -46,11 +46,18 @@ docs: setup
 	$(PY) -m vislab.docgen --check
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
 
+# the tagging and service benchmarks need a trained fashion model: BENCH_CKPT (train one with
+# `vislab fashion train -c fashion/default`, or `make demo` and BENCH_CKPT=runs/demo)
+BENCH_CKPT ?= runs/fashion
+
 bench: setup
 	$(PY) benchmarks/bench_data.py
 	$(PY) benchmarks/bench_train_predict.py
 	$(PY) benchmarks/cifar_speed.py
 	$(PY) benchmarks/bench_cli.py
+	@test -e $(BENCH_CKPT) || { echo "bench: no fashion model at BENCH_CKPT=$(BENCH_CKPT)"; exit 1; }
+	$(PY) benchmarks/bench_tag.py --checkpoint $(BENCH_CKPT)
+	$(PY) benchmarks/bench_serve.py --checkpoint $(BENCH_CKPT)
 
 clean:
 	rm -rf runs .pytest_cache build/site

@@ -23,6 +23,8 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -32,8 +34,9 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "fashion-products" / "images"))
     ap.add_argument("--n", type=int, default=2000, help="Images tagged by each batch mode")
     ap.add_argument("--n-single", type=int, default=300, help="Images predicted one at a time")
-    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="Decoding processes (default: one per core)")
+    ap.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; the median is reported")
     ap.add_argument("--ray", action="store_true", help="Also time the Ray Data stage (needs vislab[ray])")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -53,36 +56,50 @@ def main() -> None:
           f"model {pred.meta['backbone']} at {pred.image_size[0]}x{pred.image_size[1]}; images: {a.data}; "
           f"batch {a.batch_size}, {workers} decoding workers")
     pred.predict_batch([str(f) for f in files[:a.batch_size]])  # warm-up
-    results = {}
+    runs: dict[str, list[float]] = {}
 
-    t = time.perf_counter()
-    for f in files[: a.n_single]:
-        pred.predict(f)
-    results["one at a time"] = a.n_single / (time.perf_counter() - t)
+    def one_at_a_time():
+        t = time.perf_counter()
+        for f in files[: a.n_single]:
+            pred.predict(f)
+        return a.n_single / (time.perf_counter() - t)
 
-    def run_tag(name, fn):
+    def run_tag(fn):
         with tempfile.TemporaryDirectory() as d, TagWriter(Path(d) / "tags.csv", pred.tasks) as w:
             items = [TagInput(str(f)) for f in files[: a.n]]
             s = fn(items, w)
             assert s.tagged == len(items), s
-            results[name] = s.tagged / s.seconds
+            return s.tagged / s.seconds
 
-    run_tag("tag, workers=0", lambda items, w: tag(pred, items, w, a.batch_size, workers=0, progress=False))
-    run_tag(f"tag, workers={workers}", lambda items, w: tag(pred, items, w, a.batch_size, workers=workers,
-                                                            progress=False))
+    modes = {"one at a time": one_at_a_time,
+             "tag, workers=0": lambda: run_tag(lambda items, w: tag(pred, items, w, a.batch_size, workers=0,
+                                                                     progress=False)),
+             f"tag, workers={workers}": lambda: run_tag(lambda items, w: tag(pred, items, w, a.batch_size,
+                                                                              workers=workers, progress=False))}
+    from vislab.labs.fashion.predict import bf16_native
+    if bf16_native():  # the --precision bf16 lever, where the CPU has it
+        fast = Predictor.load(a.checkpoint, precision="bf16")
+        modes[f"tag --precision bf16, workers={workers}"] = lambda: run_tag(
+            lambda items, w: tag(fast, items, w, a.batch_size, workers=workers, progress=False))
+    for _ in range(a.rounds):  # interleaved: a slower moment of a shared machine slows every mode alike
+        for name, fn in modes.items():
+            runs.setdefault(name, []).append(fn())
     if a.ray:
         from vislab.product.ray_stage import init_ray, tag_with_ray
         init_ray()
-        run_tag("tag --ray (local cluster)", lambda items, w: tag_with_ray(a.checkpoint, items, w, a.batch_size,
-                                                                            progress=False))
+        runs["tag --ray (local cluster)"] = [run_tag(lambda items, w: tag_with_ray(a.checkpoint, items, w,
+                                                                                   a.batch_size, progress=False))]
+    results = {k: float(np.median(v)) for k, v in runs.items()}
     base = results["one at a time"]
-    print("\n| mode | images | images/s | vs one at a time |\n|---|---|---|---|")
+    print(f"\n| mode | images | images/s (median of {a.rounds}) | all rounds | vs one at a time |")
+    print("|---|---|---|---|---|")
     for name, v in results.items():
         n = a.n_single if name == "one at a time" else a.n
-        print(f"| {name} | {n} | {v:.1f} | {v / base:.2f}x |")
+        print(f"| {name} | {n} | {v:.1f} | {', '.join(f'{x:.0f}' for x in runs[name])} | {v / base:.2f}x |")
     if a.json:
         a.json.write_text(json.dumps({"machine": platform.platform(), "torch": torch.__version__,
-                                      "settings": vars(a) | {"json": str(a.json)}, "images_per_s": results},
+                                      "settings": vars(a) | {"json": str(a.json)}, "images_per_s": results,
+                                      "rounds": runs},
                                      indent=2, default=str))
 
 

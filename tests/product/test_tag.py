@@ -156,3 +156,18 @@ def test_killed_run_resumes_to_the_same_rows(tiny_ckpt, catalog, tmp_path):
             assert r[t] == want[t]
             if want[t]:
                 assert float(r[f"{t}_confidence"]) == pytest.approx(float(want[f"{t}_confidence"]), abs=2e-4)
+
+
+def test_bf16_predictor_agrees_with_float32(tiny_ckpt, catalog):
+    import torch
+    files = sorted(catalog.rglob("*.jpg"))[:24]
+    files = [f for f in files if f.stat().st_size > 1000]
+    a, b = Predictor.load(tiny_ckpt), Predictor.load(tiny_ckpt, precision="bf16")
+    assert next(b.net.parameters()).dtype == torch.bfloat16
+    pa, pb = a.predict_batch(files), b.predict_batch(files)
+    same = [p.labels[t] == q.labels[t] for p, q in zip(pa, pb) for t in a.tasks]
+    assert sum(same) / len(same) >= 0.85
+    diffs = [abs(p.confidences[t] - q.confidences[t]) for p, q in zip(pa, pb) for t in a.tasks]
+    assert max(diffs) < 0.25 and sum(diffs) / len(diffs) < 0.05
+    with pytest.raises(UsageError, match="precision must be one of"):
+        Predictor.load(tiny_ckpt, precision="fp8")

@@ -12,7 +12,7 @@ from vislab.product.serve.settings import ServeSettings
 
 FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "max_pixels",
          "micro_batch": "micro_batch", "batch_wait_ms": "batch_wait_ms", "batch_size": "batch_size",
-         "threads": "threads", "top_k": "top_k"}
+         "threads": "threads", "top_k": "top_k", "precision": "precision"}
 
 
 @friendly
@@ -35,6 +35,9 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
                   metavar="MS", help="How long a micro-batch waits for more requests.")] = None,
               batch_size: Annotated[Optional[int], typer.Option(help="Most images per forward pass.")] = None,
               threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference.")] = None,
+              precision: Annotated[Optional[str], typer.Option(
+                  metavar="32|bf16", help="Inference precision (bf16: ~2x faster on CPUs with native bfloat16).")
+              ] = None,
               top_k: Annotated[Optional[int], typer.Option("--top-k", help="Labels returned per attribute.")
                                ] = None,
               threshold: Annotated[Optional[str], typer.Option(
@@ -46,7 +49,7 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     path, meta = checkpoint_arg(checkpoint, "fashion")
     settings = build_config(ServeSettings, FLAGS, None, None, max_body_mb=max_body_mb, max_batch=max_batch,
                             max_pixels=max_pixels, micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
-                            batch_size=batch_size, threads=threads, top_k=top_k)
+                            batch_size=batch_size, threads=threads, top_k=top_k, precision=precision)
     if threshold is not None:
         settings.thresholds = parse_threshold(threshold, list(meta["encoders"]))
     try:

@@ -32,12 +32,13 @@ def require_ray() -> None:
 class TagStage:
     """A Ray Data actor: loads the predictor once, then tags batches of {"path", "error"} rows."""
 
-    def __init__(self, checkpoint: str, thresholds: dict | None = None, top_k: int = 3, threads: int = 1):
+    def __init__(self, checkpoint: str, thresholds: dict | None = None, top_k: int = 3, threads: int = 1,
+                 precision: str = "32"):
         import torch
 
         from vislab.labs.fashion.predict import Predictor
         torch.set_num_threads(threads)
-        self.predictor = Predictor.load(checkpoint, thresholds=thresholds, top_k=top_k)
+        self.predictor = Predictor.load(checkpoint, thresholds=thresholds, top_k=top_k, precision=precision)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from vislab.core.data.images import load_image
@@ -69,8 +70,8 @@ def init_ray(num_cpus: int | None = None) -> None:
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
 
 
-def tag_with_ray(checkpoint, inputs: list[TagInput], writer: TagWriter, batch_size: int = 64,
-                 thresholds: dict | None = None, top_k: int = 3, actors: int | None = None,
+def tag_with_ray(checkpoint, inputs: list[TagInput], writer: TagWriter, batch_size: int = 32,
+                 thresholds: dict | None = None, top_k: int = 3, actors: int | None = None, precision: str = "32",
                  progress: bool = True, console=None) -> TagSummary:
     import ray
     todo = [x for x in inputs if x.path not in writer.done]
@@ -86,7 +87,7 @@ def tag_with_ray(checkpoint, inputs: list[TagInput], writer: TagWriter, batch_si
     t0 = time.perf_counter()
     ds = ray.data.from_items([{"path": x.path, "error": x.error} for x in todo])
     ds = ds.map_batches(TagStage, fn_constructor_kwargs={"checkpoint": str(checkpoint), "thresholds": thresholds,
-                                                         "top_k": top_k},
+                                                         "top_k": top_k, "precision": precision},
                         batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=1)
     with _progress(progress, console) as bar:
         task = bar.add_task("tagging (ray)", total=len(todo))

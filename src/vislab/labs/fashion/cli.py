@@ -231,7 +231,8 @@ def predict_cmd(checkpoint: CheckpointArg,
                 err.print(f"[red]error:[/red] {r['error']}")
                 continue
             for t, v in r["attributes"].items():
-                console.print(f"{t}: {v['label']} ({v['confidence']:.2f})")
+                console.print(f"{t}: {v['label']} ({v['confidence']:.2f})"
+                              + ("  [yellow]needs review[/yellow]" if v["needs_review"] else ""))
             console.print(f"[bold]{r['caption']}[/bold]")
     if failed:
         raise typer.Exit(1)
@@ -241,7 +242,8 @@ def predict_cmd(checkpoint: CheckpointArg,
 @friendly
 @documented(None, None, "vislab fashion tag runs/fashion photos/ --out tags.csv",
             "vislab fashion tag runs/fashion catalog.csv --image-col id --image-dir images --out tags.jsonl",
-            none={"image_dir": "the CSV's folder", "image_col": "image", "threshold": "the checkpoint's (chosen on validation)",
+            none={"image_dir": "the CSV's folder", "image_col": "image",
+                  "threshold": "the checkpoint's (chosen on validation)",
                   "workers": "one per CPU core", "fmt": "from --out's extension (csv; .jsonl: jsonl)"})
 def tag_cmd(checkpoint: CheckpointArg,
             inputs: Annotated[list[str], typer.Argument(
@@ -259,8 +261,12 @@ def tag_cmd(checkpoint: CheckpointArg,
             top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels kept per attribute.")] = 3,
             threshold: Annotated[Optional[str], typer.Option(
                 metavar="T|TASK=T,...", help="Confidence under which an attribute needs review.")] = None,
-            batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
-            workers: Annotated[Optional[int], typer.Option(min=0, help="Decoding processes.")] = None,
+            batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 32,
+            workers: Annotated[Optional[int], typer.Option(
+                min=0, help="Processes that decode and predict (0: this process, all its threads).")] = None,
+            precision: Annotated[str, typer.Option(
+                metavar="32|bf16", help="Inference precision: bf16 is ~2x faster on CPUs with native bfloat16 "
+                                        "(AVX512-BF16, AMX), labels agree ~98% with 32.")] = "32",
             resume: Annotated[bool, typer.Option("--resume", help="Continue --out: skip the images it has.")
                               ] = False,
             overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
@@ -275,6 +281,7 @@ def tag_cmd(checkpoint: CheckpointArg,
     from vislab.product.outputs import TagWriter, format_of
     if resume and overwrite:
         fail("--resume and --overwrite contradict each other: pick one", code=2)
+    choice(precision, ["32", "bf16"], "--precision")
     if fmt is not None:
         format_of(out, fmt)
     path, meta = checkpoint_arg(checkpoint, "fashion")
@@ -290,11 +297,11 @@ def tag_cmd(checkpoint: CheckpointArg,
         if ray:
             from vislab.product.ray_stage import tag_with_ray
             summary = tag_with_ray(path, items, writer, batch_size=batch_size, thresholds=override, top_k=top_k,
-                                   progress=progress, console=err)
+                                   precision=precision, progress=progress, console=err)
         else:
             from vislab.labs.fashion.predict import Predictor
             from vislab.product.tag import tag
-            predictor = Predictor.load(path, thresholds=override, top_k=top_k)
+            predictor = Predictor.load(path, thresholds=override, top_k=top_k, precision=precision)
             summary = tag(predictor, items, writer, batch_size=batch_size, workers=workers, progress=progress,
                           console=err)
     skipped = f", {summary.skipped} already in {out}" if summary.skipped else ""
@@ -323,7 +330,7 @@ def calibrate_cmd(checkpoint: CheckpointArg,
 @documented(None, None, "vislab demo", "vislab demo --out /tmp/runs --no-progress")
 def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for runs.")] = "runs",
              config: ConfigOpt = None, progress: ProgressOpt = True):
-    """Synthetic products: train -> evaluate -> report -> predict, in a few minutes on 2 CPU cores."""
+    """Synthetic products: train -> evaluate -> report -> predict -> tag, in a few minutes on 2 CPU cores."""
     cfg = build_fashion_config(config or "fashion/demo", None, out=out, name="demo")
     from vislab.labs.fashion import lab as fashion
     from vislab.labs.fashion.predict import Predictor
@@ -339,4 +346,12 @@ def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for
         console.rule(f"images/{row['id']}.jpg  (true: {row['gender']}, {row['baseColour']}, "
                      f"{row['articleType']}, {row['season']})")
         console.print(str(p))
-    console.print(f"\n[bold green]demo done.[/bold green] report: {run_dir / 'report.html'}")
+    from vislab.product.inputs import resolve_inputs
+    from vislab.product.outputs import TagWriter
+    from vislab.product.tag import tag
+    with TagWriter(run_dir / "tags.csv", pred.tasks, overwrite=True) as writer:
+        s = tag(pred, resolve_inputs([str(root / "images")]), writer, progress=progress, console=err)
+    console.print(f"tagged {s.tagged} images ({s.needs_review} need review) at {s.images_per_s:.0f} images/s: "
+                  f"{run_dir / 'tags.csv'}")
+    console.print(f"\n[bold green]demo done.[/bold green] report: {run_dir / 'report.html'}\n"
+                  f"next: vislab serve {run_dir}   (API and web page at http://127.0.0.1:8000/)")

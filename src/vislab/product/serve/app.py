@@ -60,7 +60,7 @@ class Model:
             from vislab.labs.fashion.predict import Predictor
             torch.set_num_threads(self.settings.threads or _cores())
             self.predictor = Predictor.load(self.path, thresholds=self.settings.thresholds or None,
-                                            top_k=self.settings.top_k)
+                                            top_k=self.settings.top_k, precision=self.settings.precision)
             blank = np.full((min(4, self.settings.batch_size), 3, *self.image_size), 255, np.uint8)
             for n in (1, len(blank)):  # warm-up: the first batches of a size are slow
                 self.predictor.predict_arrays(blank[:n])
@@ -142,7 +142,8 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
                 "review_precision": (meta.get("review") or {}).get("precision_target"),
                 "metrics": _run_metrics(path), "version": {"vislab": __version__, **meta.get("versions", {})},
                 "limits": {"max_body_bytes": int(settings.max_body_mb * 2**20), "max_batch": settings.max_batch,
-                           "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch}}
+                           "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch},
+                "precision": settings.precision}
 
     @app.post("/v1/tag", response_model=Tags, responses=ERRORS, summary="Tag one image")
     async def tag_one(file: UploadFile = File(..., description="A product photo (JPEG, PNG, WebP, ...)")):

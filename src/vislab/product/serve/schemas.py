@@ -48,6 +48,7 @@ class ModelInfo(BaseModel):
     metrics: dict[str, Any] = Field(description="The training run's test metrics per attribute, when known")
     version: dict[str, str]
     limits: dict[str, Any]
+    precision: str = Field(description="Inference precision: 32 or bf16")
 
 
 class Problem(BaseModel):
