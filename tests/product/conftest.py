@@ -80,8 +80,10 @@ def start_server(checkpoint: Path, *flags: str, timeout: float = 120.0) -> Serve
 
 
 @pytest.fixture(scope="session")
-def live_server(tiny_ckpt):
-    server = start_server(tiny_ckpt)
+def live_server(request):
+    """`vislab serve` of the tiny model, or of VISLAB_SERVE_CKPT (a real model: the fuzz figures in the docs)."""
+    ckpt = os.environ.get("VISLAB_SERVE_CKPT") or request.getfixturevalue("tiny_ckpt")
+    server = start_server(ckpt)
     yield server
     server.proc.terminate()
     try:

@@ -75,7 +75,15 @@ _SINGULAR = {"Tshirts": "t-shirt", "Shirts": "shirt", "Tops": "top", "Jeans": "j
              "Caps": "cap", "Ties": "tie", "Earrings": "earrings", "Track Pants": "track pants", "Bra": "bra",
              "Perfume and Body Mist": "perfume", "Kurtis": "kurti", "Tunics": "tunic", "Clutches": "clutch",
              "Innerwear Vests": "innerwear vest", "Flats": "flats", "Night suits": "night suit",
-             "Lipstick": "lipstick", "Nail Polish": "nail polish", "Jewellery Set": "jewellery set"}
+             "Lipstick": "lipstick", "Nail Polish": "nail polish", "Jewellery Set": "jewellery set",
+             "Skirts": "skirt", "Sarees": "saree", "Scarves": "scarf", "Stoles": "stole", "Bangle": "bangle",
+             "Bracelet": "bracelet", "Pendant": "pendant", "Ring": "ring", "Necklace and Chains": "necklace",
+             "Cufflinks": "cufflinks", "Dupatta": "dupatta", "Duffel Bag": "duffel bag", "Laptop Bag": "laptop bag",
+             "Kurta Sets": "kurta set", "Nightdress": "nightdress", "Trunk": "trunk", "Leggings": "leggings",
+             "Capris": "capris", "Sports Sandals": "sports sandals", "Deodorant": "deodorant",
+             "Lip Gloss": "lip gloss", "Kajal and Eyeliner": "kajal and eyeliner",
+             "Foundation and Primer": "foundation and primer", "Accessory Gift Set": "accessory gift set",
+             "Fragrance Gift Set": "fragrance gift set", "Free Gifts": "free gift"}
 
 
 def caption(labels: dict[str, str]) -> str:

@@ -1,9 +1,9 @@
 """Micro-batching: requests that arrive together are answered by one forward pass.
 
-The first image waits up to `wait_ms` for others (or until `max_batch` have come); the batch runs on the
-single inference thread, off the event loop, while the next batch is collected. Under load the model runs
-large batches, which on a CPU costs far less per image than one image at a time; alone, a request waits
-only `wait_ms`. With micro-batching off every request is its own forward pass on the same thread."""
+A batch is every image queued when the inference thread becomes free (up to `max_batch`), after waiting up
+to `wait_ms` for more (default 0: no wait). The batch runs on the single inference thread, off the event
+loop, while the next batch gathers: under load the model runs large batches, which on a CPU cost far less
+per image than one image at a time; alone, a request runs at once. With micro-batching off every request is its own forward pass on the same thread."""
 from __future__ import annotations
 
 import asyncio
@@ -16,7 +16,7 @@ import numpy as np
 
 class MicroBatcher:
     def __init__(self, predict: Callable[[np.ndarray], list], executor: ThreadPoolExecutor, max_batch: int = 32,
-                 wait_ms: float = 4.0, enabled: bool = True):
+                 wait_ms: float = 0.0, enabled: bool = True):
         self.predict, self.executor = predict, executor
         self.max_batch, self.wait_s, self.enabled = max_batch, wait_ms / 1000, enabled
         self.queue: asyncio.Queue | None = None
@@ -60,19 +60,13 @@ class MicroBatcher:
         while True:
             items = [await self.queue.get()]
             deadline = time.monotonic() + self.wait_s
-            while len(items) < self.max_batch:
-                try:
+            while True:  # drain what is queued; poll (never wait_for(get()): it can drop an item on timeout)
+                while len(items) < self.max_batch and not self.queue.empty():
                     items.append(self.queue.get_nowait())
-                    continue
-                except asyncio.QueueEmpty:
-                    pass
                 left = deadline - time.monotonic()
-                if left <= 0:
+                if len(items) >= self.max_batch or left <= 0:
                     break
-                try:
-                    items.append(await asyncio.wait_for(self.queue.get(), left))
-                except asyncio.TimeoutError:
-                    break
+                await asyncio.sleep(min(left, 0.0005))
             items = [(im, f) for im, f in items if not f.done()]  # a client that went away
             if not items:
                 continue

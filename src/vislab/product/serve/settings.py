@@ -17,8 +17,9 @@ class ServeSettings(Strict):
     """Largest image (width x height) decoded; a larger one (e.g. a decompression bomb) is refused with 422."""
     micro_batch: bool = True
     """Collect concurrent requests for up to `batch_wait_ms` and run them as one batch."""
-    batch_wait_ms: float = Field(4.0, ge=0)
-    """How long the first request of a micro-batch waits for others."""
+    batch_wait_ms: float = Field(0.0, ge=0)
+    """How long the first request of a micro-batch waits for others. 0: no wait; a batch is whatever queued
+    while the previous one ran (under load that is every waiting request, alone it is one)."""
     batch_size: int = Field(32, ge=1)
     """Most images the model runs at once."""
     threads: int | None = Field(None, ge=1)
