@@ -3,7 +3,8 @@
 A batch is every image queued when the inference thread becomes free (up to `max_batch`), after waiting up
 to `wait_ms` for more (default 0: no wait). The batch runs on the single inference thread, off the event
 loop, while the next batch gathers: under load the model runs large batches, which on a CPU cost far less
-per image than one image at a time; alone, a request runs at once. With micro-batching off every request is its own forward pass on the same thread."""
+per image than one image at a time; alone, a request runs at once. With micro-batching off every request
+is its own forward pass on the same thread."""
 from __future__ import annotations
 
 import asyncio
