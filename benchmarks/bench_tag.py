@@ -2,8 +2,9 @@
 
     one at a time   `Predictor.predict(path)` per image: decode, one forward pass of batch 1, as a script
                     calling `vislab.load(ckpt).predict` in a loop does
-    tag, workers=0  `vislab.product.tag.tag`: decoding in the main process, inference in batches
-    tag             the same with decoding in worker processes (the `vislab fashion tag` default)
+    tag, workers=0  `vislab.product.tag.tag`: decoding and batched inference in this process (all threads)
+    tag             worker processes decode and predict whole batches, one thread each (the default)
+    tag bf16        the same with --precision bf16, where the CPU runs bfloat16 natively
     tag --ray       optional (--ray): the Ray Data stage on a local cluster of this machine's cores
 
 Every mode tags the same images (the first --n of the catalog, decoded from JPEG each time: no cache).
@@ -54,7 +55,7 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), vislab {version('vislab')}; "
           f"model {pred.meta['backbone']} at {pred.image_size[0]}x{pred.image_size[1]}; images: {a.data}; "
-          f"batch {a.batch_size}, {workers} decoding workers")
+          f"batch {a.batch_size}, {workers} workers (each decodes and predicts on one thread)")
     pred.predict_batch([str(f) for f in files[:a.batch_size]])  # warm-up
     runs: dict[str, list[float]] = {}
 
