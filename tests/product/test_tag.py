@@ -171,3 +171,27 @@ def test_bf16_predictor_agrees_with_float32(tiny_ckpt, catalog):
     assert max(diffs) < 0.25 and sum(diffs) / len(diffs) < 0.05
     with pytest.raises(UsageError, match="precision must be one of"):
         Predictor.load(tiny_ckpt, precision="fp8")
+
+
+def test_a_gpu_predictor_predicts_in_this_process(predictor, catalog, tmp_path):
+    """A forked worker cannot use CUDA: with a non-CPU predictor the workers only decode."""
+    import types
+
+    class OnGpu:  # the real predictor, reporting a CUDA device
+        device, image_size, tasks = types.SimpleNamespace(type="cuda"), predictor.image_size, predictor.tasks
+        pids: set = set()
+
+        def predict_arrays(self, x):
+            self.pids.add(os.getpid())
+            return predictor.predict_arrays(x)
+
+    items = resolve_inputs([str(catalog / "shoes")])
+    gpu = OnGpu()
+    with TagWriter(tmp_path / "gpu.csv", predictor.tasks) as w:
+        s = tag(gpu, items, w, batch_size=8, workers=2, progress=False)
+    assert s.tagged == 20 and gpu.pids == {os.getpid()}
+    with TagWriter(tmp_path / "cpu.csv", predictor.tasks) as w:
+        tag(predictor, items, w, batch_size=8, workers=2, progress=False)
+    a, b = read_csv(tmp_path / "gpu.csv"), read_csv(tmp_path / "cpu.csv")
+    assert [(r["path"], r["articleType"], r["caption"]) for r in a] == [(r["path"], r["articleType"], r["caption"])
+                                                                        for r in b]

@@ -84,10 +84,18 @@ def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def loader(inputs: list[TagInput], predictor, batch_size: int, workers: int) -> DataLoader:
-    """Batches of rows in input order; with workers, each worker decodes and predicts its batches."""
-    return DataLoader(TagBatches(inputs, predictor, batch_size), batch_size=None, num_workers=workers,
-                      prefetch_factor=2 if workers else None, worker_init_fn=_one_thread if workers else None)
+def batches(inputs: list[TagInput], predictor, batch_size: int, workers: int):
+    """Lists of rows in input order. On a CPU each worker decodes and predicts its batches; on a GPU (which a
+    forked worker cannot use) the workers decode and this process predicts."""
+    if predictor.device.type == "cpu":
+        yield from DataLoader(TagBatches(inputs, predictor, batch_size), batch_size=None, num_workers=workers,
+                              prefetch_factor=2 if workers else None,
+                              worker_init_fn=_one_thread if workers else None)
+        return
+    decoded = DataLoader(DecodeDataset(inputs, predictor.image_size), batch_size=batch_size, num_workers=workers,
+                         collate_fn=list, prefetch_factor=2 if workers else None)
+    for batch in decoded:
+        yield predict_items(predictor, batch, inputs)
 
 
 def predict_items(predictor, batch: list, inputs: list[TagInput]) -> list[tuple[str, dict | None, str]]:
@@ -108,7 +116,7 @@ def tag(predictor, inputs: list[TagInput], writer: TagWriter, batch_size: int = 
     t0 = time.perf_counter()
     with _progress(progress, console) as bar:
         task = bar.add_task("tagging", total=len(todo))
-        for rows in loader(todo, predictor, batch_size, workers):
+        for rows in batches(todo, predictor, batch_size, workers):
             writer.write(rows)
             for _, r, e in rows:
                 summary.errors += bool(e)
