@@ -19,7 +19,7 @@ from vislab.labs.fashion.cli import app as fashion_app
 from vislab.labs.fashion.cli import demo_cmd
 from vislab.labs.siamese.cli import app as siamese_app
 from vislab.labs.vae.cli import app as vae_app
-from vislab.product.cli import serve_cmd
+from vislab.product.cli import export_cmd, serve_cmd
 
 EPILOG = ("Exit codes: 0 done, 1 bad input, 2 bad usage, 3 unexpected error (--debug shows its traceback), "
           "130 interrupted.")
@@ -43,6 +43,7 @@ app.add_typer(siamese_app, name="siamese")
 app.add_typer(vae_app, name="vae")
 app.command("demo")(demo_cmd)
 app.command("serve")(serve_cmd)
+app.command("export")(export_cmd)
 
 
 def _version(value: bool) -> None:

@@ -41,12 +41,19 @@ def versions() -> dict[str, str]:
             "python": platform.python_version()}
 
 
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes it owner-only; the file gets the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

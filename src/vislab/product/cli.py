@@ -60,3 +60,39 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     app = create_app(path, settings)
     console.print(f"serving {path} at http://{host}:{port}/ (API docs: /docs); Ctrl+C stops")
     uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)
+
+
+@friendly
+@documented(None, None, "vislab export runs/fashion --out fashion.onnx",
+            "vislab export runs/demo --out demo.onnx --parity-images 'photos/*.jpg'",
+            none={"parity_images": "the checkpoint's own test split"})
+def export_cmd(checkpoint: Annotated[Path, typer.Argument(
+                   metavar="CHECKPOINT", help="A fashion run folder (its best checkpoint) or .safetensors file.")],
+               out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The .onnx file to write.")
+                              ] = Path("model.onnx"),
+               fmt: Annotated[str, typer.Option("--format", metavar="onnx", help="Export format.")] = "onnx",
+               opset: Annotated[int, typer.Option(min=17, max=23, help="ONNX opset.")] = 18,
+               tolerance: Annotated[float, typer.Option(
+                   min=0.0, help="Largest |logit difference| the parity gate accepts.")] = 1e-3,
+               parity_images: Annotated[Optional[str], typer.Option(
+                   metavar="FOLDER|GLOB", help="Images the parity gate compares on.")] = None):
+    """Export a model to one self-contained ONNX file (labels and preprocessing in its metadata), after a
+    parity gate against PyTorch on real images."""
+    from vislab.core.cli import choice
+    choice(fmt, ["onnx"], "--format")
+    path, meta = checkpoint_arg(checkpoint, "fashion")
+    images = None
+    if parity_images is not None:
+        import numpy as np
+
+        from vislab.core.data.images import load_image
+        from vislab.core.data.paths import expand_images
+        files = expand_images([parity_images])
+        images = np.stack([load_image(f, tuple(meta["image_size"])).transpose(2, 0, 1) for f in files])
+    from vislab.product.export import export_onnx
+    out, report = export_onnx(path, out, opset, images, tolerance)
+    worst = max(report["max_abs_logit_diff"].values())
+    console.print(f"wrote {out} ({report['bytes'] / 2**20:.1f} MB, {report['exporter']}, opset {report['opset']}); "
+                  f"parity on {report['images']} images: max |logit difference| {worst:.1e}, labels agree "
+                  f"{min(report['label_agreement'].values()):.2%}")
+    return report

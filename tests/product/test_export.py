@@ -1,0 +1,128 @@
+"""`vislab export`: one self-contained ONNX file that answers like the checkpoint (the parity gate), with
+labels and preprocessing in its metadata, a dynamic batch axis, and clear errors for bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from vislab.core.errors import CheckpointError
+
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+CLI = [sys.executable, "-m", "vislab"]
+
+
+def run(*args):
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_ckpt, tmp_path_factory):
+    from vislab.product.export import export_onnx
+    out = tmp_path_factory.mktemp("onnx") / "model.onnx"
+    path, report = export_onnx(tiny_ckpt, out)  # parity on the checkpoint's own test split
+    return path, report
+
+
+def test_export_is_one_file_with_its_contract(exported, tiny_ckpt):
+    from vislab.core.checkpoint import read_meta
+    from vislab.product.parity import read_onnx_meta
+    path, report = exported
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model.onnx"]  # no .data file, no temp file
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)
+    meta, ck = read_onnx_meta(path), read_meta(tiny_ckpt)
+    assert meta["format"] == "vislab-onnx-1" and meta["lab"] == "fashion" and meta["opset"] == 18
+    assert meta["input"]["size"] == ck["image_size"] and meta["input"]["dtype"] == "uint8"
+    assert meta["input"]["normalisation"]["mean"] == ck["data_config"]["mean"]
+    assert {t: o["labels"] for t, o in meta["outputs"].items()} == ck["encoders"]
+    assert meta["review"]["thresholds"] == ck["review"]["thresholds"]
+    assert report["images"] == ck["split_sizes"]["test"] and report["exporter"] == "torch.onnx dynamo"
+    assert max(report["max_abs_logit_diff"].values()) < 1e-3
+    assert set(report["label_agreement"].values()) == {1.0}
+
+
+def test_onnx_answers_like_the_predictor_at_any_batch_size(exported, tiny_ckpt, catalog):
+    from vislab.labs.fashion.predict import Predictor
+    path, _ = exported
+    p = Predictor.load(tiny_ckpt)
+    files = sorted((catalog / "shirts").glob("*.jpg"))[:7]
+    x = p.preprocess(files).numpy()
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [o.name for o in sess.get_outputs()] == p.tasks and sess.get_inputs()[0].name == "image"
+    labels = json.loads(next(m for k, m in sess.get_modelmeta().custom_metadata_map.items() if k == "vislab"))
+    for n in (1, 7):
+        out = sess.run(None, {"image": x[:n]})
+        want = p.predict_arrays(x[:n])
+        for t, logits in zip(p.tasks, out):
+            assert logits.shape == (n, len(p.encoders[t]))
+            names = [labels["outputs"][t]["labels"][j] for j in logits.argmax(1)]
+            assert names == [w.labels[t] for w in want]
+            probs = torch.from_numpy(logits).softmax(-1).max(1).values.numpy()
+            assert probs == pytest.approx([w.confidences[t] for w in want], abs=1e-4)
+
+
+def test_a_wrong_graph_fails_the_gate_and_writes_nothing(tiny_ckpt, tmp_path, monkeypatch):
+    from vislab.product import export as ex
+    real = ex._export
+
+    def skewed(model, example, tasks, opset):  # an exporter bug: the graph computes something else
+        head = model.net.heads[tasks[-1]][1]
+        with torch.no_grad():
+            head.bias[0] += 5.0
+            proto = real(model, example, tasks, opset)
+            head.bias[0] -= 5.0
+        return proto
+
+    monkeypatch.setattr(ex, "_export", skewed)
+    with pytest.raises(ex.ExportError, match="parity gate failed for articleType"):
+        ex.export_onnx(tiny_ckpt, tmp_path / "bad.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input(tiny_ckpt, exported, tmp_path):
+    from vislab.product.export import ExportError, export_onnx
+    from vislab.product.parity import read_onnx_meta
+    path, _ = exported
+    raw = path.read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(raw[: len(raw) // 3])
+    with pytest.raises(CheckpointError, match="not a readable ONNX model"):
+        read_onnx_meta(tmp_path / "cut.onnx")
+    import onnx
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    onnx.save_model(m, str(tmp_path / "plain.onnx"))
+    with pytest.raises(CheckpointError, match="without vislab's metadata"):
+        read_onnx_meta(tmp_path / "plain.onnx")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ExportError, match="cannot write"):
+        export_onnx(tiny_ckpt, tmp_path / "a-file" / "model.onnx")
+    with pytest.raises(ExportError, match="must end in .onnx"):
+        export_onnx(tiny_ckpt, tmp_path / "model.bin")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    if os.geteuid() != 0:  # root writes anywhere
+        with pytest.raises(ExportError, match="cannot write"):
+            export_onnx(tiny_ckpt, ro / "model.onnx")
+
+
+def test_cli_export_and_refusals(tiny_ckpt, tmp_path, catalog):
+    from safetensors.numpy import save_file
+    other = tmp_path / "cifar.safetensors"
+    save_file({"w": np.zeros(2, np.float32)}, str(other),
+              metadata={"vislab": json.dumps({"format": "vislab-checkpoint-1", "lab": "cifar", "config": {}})})
+    res = run("export", other, "--out", tmp_path / "x.onnx")
+    assert res.returncode == 1 and "cifar" in res.stderr and "Traceback" not in res.stderr
+    res = run("export", tiny_ckpt, "--format", "tflite", "--out", tmp_path / "x.onnx")
+    assert res.returncode == 2 and "--format" in res.stderr
+    res = run("export", tiny_ckpt, "--out", tmp_path / "m.onnx", "--parity-images", catalog / "shoes")
+    assert res.returncode == 0, res.stderr
+    assert "parity on 20 images" in res.stdout and (tmp_path / "m.onnx").stat().st_size > 100_000
