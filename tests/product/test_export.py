@@ -126,3 +126,62 @@ def test_cli_export_and_refusals(tiny_ckpt, tmp_path, catalog):
     res = run("export", tiny_ckpt, "--out", tmp_path / "m.onnx", "--parity-images", catalog / "shoes")
     assert res.returncode == 0, res.stderr
     assert "parity on 20 images" in res.stdout and (tmp_path / "m.onnx").stat().st_size > 100_000
+
+
+def test_onnx_backend_matches_torch_in_predict_tag_and_serve(exported, tiny_ckpt, catalog, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from vislab.labs.fashion.predict import Predictor
+    from vislab.product.inputs import resolve_inputs
+    from vislab.product.onnx_predictor import OnnxPredictor, load_predictor
+    from vislab.product.outputs import TagWriter
+    from vislab.product.serve.app import create_app
+    from vislab.product.tag import tag
+    path, _ = exported
+    torch_p, onnx_p = Predictor.load(tiny_ckpt), load_predictor(path)
+    assert isinstance(onnx_p, OnnxPredictor) and onnx_p.thresholds == torch_p.thresholds
+    files = sorted(catalog.rglob("*.jpg"))
+    files = [f for f in files if f.stat().st_size > 1000][:12]
+    for a, b in zip(torch_p.predict_batch(files), onnx_p.predict_batch(files)):
+        assert a.labels == b.labels and a.caption == b.caption and a.review == b.review
+        assert a.confidences == pytest.approx(b.confidences, abs=1e-4)
+    # tag: --backend onnx finds the export beside the checkpoint; rows equal the torch backend's
+    run_dir = tmp_path / "run"
+    shutil.copytree(tiny_ckpt.parent.parent, run_dir)
+    ck = run_dir / "checkpoints" / "best.safetensors"
+    with pytest.raises(Exception, match="needs an exported model"):
+        load_predictor(ck, "onnx")
+    shutil.copy(path, ck.with_suffix(".onnx"))
+    items = resolve_inputs([str(catalog)])
+    rows = {}
+    for backend in ("torch", "onnx"):
+        with TagWriter(tmp_path / f"{backend}.jsonl", torch_p.tasks) as w:
+            s = tag(load_predictor(ck, backend), items, w, workers=2, progress=False)
+        assert s.tagged == 41 and s.errors == 3
+        rows[backend] = [json.loads(x) for x in (tmp_path / f"{backend}.jsonl").read_text().splitlines()]
+    for a, b in zip(rows["torch"], rows["onnx"]):
+        assert a["path"] == b["path"] and a.get("caption") == b.get("caption") and bool(a["error"]) == bool(b["error"])
+    # serve an .onnx file
+    with TestClient(create_app(path)) as c:
+        import time
+        t0 = time.monotonic()
+        while c.get("/readyz").status_code != 200:
+            assert time.monotonic() - t0 < 60
+            time.sleep(0.05)
+        assert c.get("/v1/model").json()["backend"] == "onnx"
+        r = c.post("/v1/tag", files={"file": (files[0].name, files[0].read_bytes(), "image/jpeg")}).json()
+        assert r["caption"] == torch_p.predict(files[0]).caption
+
+
+def test_cli_predict_takes_an_onnx_file(exported, tiny_ckpt, catalog):
+    path, _ = exported
+    img = sorted((catalog / "shoes").glob("*.jpg"))[0]
+    a, b = (run("fashion", "predict", m, img, "--json") for m in (tiny_ckpt, path))
+    assert a.returncode == 0 and b.returncode == 0, b.stderr
+    ja, jb = json.loads(a.stdout)[0], json.loads(b.stdout)[0]
+    assert ja["caption"] == jb["caption"]
+    assert {t: v["label"] for t, v in ja["attributes"].items()} == {t: v["label"] for t, v in jb["attributes"].items()}
+    res = run("fashion", "predict", path, img, "--backend", "torch")
+    assert res.returncode == 2 and "ONNX model" in res.stderr

@@ -12,7 +12,7 @@ from vislab.product.serve.settings import ServeSettings
 
 FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "max_pixels",
          "micro_batch": "micro_batch", "batch_wait_ms": "batch_wait_ms", "batch_size": "batch_size",
-         "threads": "threads", "top_k": "top_k", "precision": "precision"}
+         "threads": "threads", "top_k": "top_k", "precision": "precision", "backend": "backend"}
 
 
 @friendly
@@ -20,7 +20,7 @@ FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "
             "vislab serve runs/fashion --host 0.0.0.0 --port 8080 --threshold season=0.5",
             none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)"})
 def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
-                  metavar="CHECKPOINT", help="A fashion run folder (its best checkpoint) or .safetensors file.")],
+                  metavar="MODEL", help="A fashion run folder (its best checkpoint), .safetensors or .onnx file.")],
               host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
                               ] = "127.0.0.1",
               port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
@@ -34,7 +34,10 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
               batch_wait_ms: Annotated[Optional[float], typer.Option(
                   metavar="MS", help="How long a micro-batch waits for more requests.")] = None,
               batch_size: Annotated[Optional[int], typer.Option(help="Most images per forward pass.")] = None,
-              threads: Annotated[Optional[int], typer.Option(help="Torch threads for inference.")] = None,
+              threads: Annotated[Optional[int], typer.Option(help="Threads for inference.")] = None,
+              backend: Annotated[Optional[str], typer.Option(
+                  metavar="torch|onnx", help="Inference backend. [default: onnx for an .onnx file, else torch]")
+              ] = None,
               precision: Annotated[Optional[str], typer.Option(
                   metavar="32|bf16", help="Inference precision (bf16: ~2x faster on CPUs with native bfloat16).")
               ] = None,
@@ -46,10 +49,12 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     """Serve a fashion model: HTTP API (/v1/tag, /v1/tag/batch, /v1/model, /docs) and a web page at /."""
     from vislab.core.cli import build_config
     from vislab.labs.fashion.review import parse_threshold
-    path, meta = checkpoint_arg(checkpoint, "fashion")
+    from vislab.product.onnx_predictor import model_meta
+    path, meta = model_meta(checkpoint)
     settings = build_config(ServeSettings, FLAGS, None, None, max_body_mb=max_body_mb, max_batch=max_batch,
                             max_pixels=max_pixels, micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
-                            batch_size=batch_size, threads=threads, top_k=top_k, precision=precision)
+                            batch_size=batch_size, threads=threads, top_k=top_k, precision=precision,
+                            backend=backend)
     if threshold is not None:
         settings.thresholds = parse_threshold(threshold, list(meta["encoders"]))
     try:

@@ -86,8 +86,9 @@ def default_workers() -> int:
 
 def batches(inputs: list[TagInput], predictor, batch_size: int, workers: int):
     """Lists of rows in input order. On a CPU each worker decodes and predicts its batches; on a GPU (which a
-    forked worker cannot use) the workers decode and this process predicts."""
-    if predictor.device.type == "cpu":
+    forked worker cannot use) or with ONNX Runtime (whose thread pools do not survive a fork) the workers
+    decode and this process predicts."""
+    if getattr(predictor, "predicts_in_workers", False):
         yield from DataLoader(TagBatches(inputs, predictor, batch_size), batch_size=None, num_workers=workers,
                               prefetch_factor=2 if workers else None,
                               worker_init_fn=_one_thread if workers else None)

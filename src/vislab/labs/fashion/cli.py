@@ -59,6 +59,11 @@ SizeOpt = Annotated[Optional[str], typer.Option("--image-size", metavar="HxW",
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use only N rows of the CSV (quick runs).")]
 CheckpointArg = Annotated[Path, typer.Argument(
     metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a .safetensors checkpoint.")]
+ModelArg = Annotated[Path, typer.Argument(
+    metavar="MODEL", help="A run folder (its best checkpoint), a .safetensors checkpoint or an exported .onnx file.")]
+BackendOpt = Annotated[Optional[str], typer.Option(
+    metavar="torch|onnx", help="Inference backend; onnx runs the .onnx file `vislab export` wrote beside the "
+                               "checkpoint. [default: onnx for an .onnx file, else torch]")]
 
 
 def build_fashion_config(config, overrides, base: dict | None = None, label_cols: str | None = None,
@@ -204,17 +209,20 @@ def compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: Dat
 @friendly
 @documented(None, None, "vislab fashion predict runs/fashion shirt.jpg",
             "vislab fashion predict runs/fashion/checkpoints/best.safetensors 'photos/*.jpg' --json")
-def predict_cmd(checkpoint: CheckpointArg,
+def predict_cmd(checkpoint: ModelArg,
                 images: Annotated[list[str], typer.Argument(
                     metavar="IMAGES...", help="Image files, folders (searched recursively) or glob patterns.")],
-                as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False):
+                as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+                backend: BackendOpt = None):
     """Print each attribute with its confidence and a one-line caption, per image."""
     from vislab.core.data.paths import expand_images
-    path, _ = checkpoint_arg(checkpoint, "fashion")
+    from vislab.product.onnx_predictor import load_predictor, model_meta
+    if backend is not None:
+        choice(backend, ["torch", "onnx"], "--backend")
+    path, _ = model_meta(checkpoint)
     files = expand_images(images)  # every argument names something, before the model is loaded
     from vislab.core.data.images import ImageError
-    from vislab.labs.fashion.predict import Predictor
-    pred = Predictor.load(path)
+    pred = load_predictor(path, backend)
     results, failed = [], 0
     for img in files:
         try:
@@ -245,7 +253,7 @@ def predict_cmd(checkpoint: CheckpointArg,
             none={"image_dir": "the CSV's folder", "image_col": "image",
                   "threshold": "the checkpoint's (chosen on validation)",
                   "workers": "one per CPU core", "fmt": "from --out's extension (csv; .jsonl: jsonl)"})
-def tag_cmd(checkpoint: CheckpointArg,
+def tag_cmd(checkpoint: ModelArg,
             inputs: Annotated[list[str], typer.Argument(
                 metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")],
             out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Tag file to write.")
@@ -273,6 +281,7 @@ def tag_cmd(checkpoint: CheckpointArg,
             ray: Annotated[bool, typer.Option("--ray", help="Run the predictor as a Ray Data stage "
                                                             "(pip install 'vislab[ray]'; RAY_ADDRESS for a cluster).")
                            ] = False,
+            backend: BackendOpt = None,
             progress: ProgressOpt = True):
     """Tag a catalog: every attribute with confidence, top-k, caption and a needs-review flag, to CSV or JSON
     Lines. Unreadable images get a row with the error; a killed run continues with --resume."""
@@ -284,7 +293,10 @@ def tag_cmd(checkpoint: CheckpointArg,
     choice(precision, ["32", "bf16"], "--precision")
     if fmt is not None:
         format_of(out, fmt)
-    path, meta = checkpoint_arg(checkpoint, "fashion")
+    if backend is not None:
+        choice(backend, ["torch", "onnx"], "--backend")
+    from vislab.product.onnx_predictor import load_predictor, model_meta
+    path, meta = model_meta(checkpoint)
     override = parse_threshold(threshold, list(meta["encoders"])) if threshold is not None else None
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
     if ray:
@@ -297,11 +309,10 @@ def tag_cmd(checkpoint: CheckpointArg,
         if ray:
             from vislab.product.ray_stage import tag_with_ray
             summary = tag_with_ray(path, items, writer, batch_size=batch_size, thresholds=override, top_k=top_k,
-                                   precision=precision, progress=progress, console=err)
+                                   precision=precision, backend=backend, progress=progress, console=err)
         else:
-            from vislab.labs.fashion.predict import Predictor
             from vislab.product.tag import tag
-            predictor = Predictor.load(path, thresholds=override, top_k=top_k, precision=precision)
+            predictor = load_predictor(path, backend, thresholds=override, top_k=top_k, precision=precision)
             summary = tag(predictor, items, writer, batch_size=batch_size, workers=workers, progress=progress,
                           console=err)
     skipped = f", {summary.skipped} already in {out}" if summary.skipped else ""

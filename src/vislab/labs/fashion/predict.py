@@ -117,6 +117,23 @@ def bf16_native() -> bool:
         return False
 
 
+def predictions(probs: dict, encoders: dict[str, list[str]], thresholds: dict, top_k: int,
+                sources: Sequence[str] | None = None) -> list[Prediction]:
+    """Predictions from softmax outputs ({task: (N, classes)} tensors or arrays): labels, top-k, caption."""
+    tops = {}
+    for t, p in probs.items():
+        vals, idx = torch.as_tensor(p).float().topk(min(top_k, len(encoders[t])), dim=-1)
+        tops[t] = (vals.cpu().tolist(), idx.cpu().tolist())
+    out = []
+    for n in range(len(next(iter(tops.values()))[0]) if tops else 0):
+        labels, conf, top = {}, {}, {}
+        for t, (vals, idx) in tops.items():
+            top[t] = [(encoders[t][j], float(v)) for v, j in zip(vals[n], idx[n])]
+            labels[t], conf[t] = top[t][0]
+        out.append(Prediction(labels, conf, caption(labels), sources[n] if sources else "", top, thresholds))
+    return out
+
+
 class Predictor:
     """A loaded fashion model. `thresholds` ({task: t}) replace the checkpoint's review thresholds; an attribute
     without any (an old checkpoint) uses `default_threshold`. `top_k` labels are kept per attribute."""
@@ -135,6 +152,11 @@ class Predictor:
         self.transform = BatchTransform(meta["data_config"]["mean"], meta["data_config"]["std"]).to(device).eval()
         self.thresholds = rv.resolve(meta, thresholds, default_threshold)
         self.top_k = max(1, int(top_k))
+
+    @property
+    def predicts_in_workers(self) -> bool:
+        """Whether forked worker processes can run this predictor (a CUDA context cannot be forked)."""
+        return self.device.type == "cpu"
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", **kw) -> Predictor:
@@ -168,18 +190,8 @@ class Predictor:
             raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {tuple(x.shape)}")
         x = self.transform(x.to(self.device)).to(self.dtype).contiguous(memory_format=torch.channels_last)
         logits = self.net(x)
-        k = {t: min(self.top_k, len(self.encoders[t])) for t in logits}
-        tops = {t: v.float().softmax(-1).topk(k[t], dim=-1) for t, v in logits.items()}
-        tops = {t: (p.values.cpu().tolist(), p.indices.cpu().tolist()) for t, p in tops.items()}
-        out = []
-        for n in range(x.shape[0]):
-            labels, conf, top = {}, {}, {}
-            for t, (vals, idx) in tops.items():
-                top[t] = [(self.encoders[t][j], float(v)) for v, j in zip(vals[n], idx[n])]
-                labels[t], conf[t] = top[t][0]
-            out.append(Prediction(labels, conf, caption(labels), sources[n] if sources else "", top,
-                                  self.thresholds))
-        return out
+        return predictions({t: v.float().softmax(-1) for t, v in logits.items()}, self.encoders, self.thresholds,
+                           self.top_k, sources)
 
     def predict(self, image) -> Prediction:
         return self.predict_batch([image])[0]

@@ -44,8 +44,9 @@ class Model:
     """The predictor, loaded in the background; `ready` once a warm-up batch has run."""
 
     def __init__(self, path: Path, settings: ServeSettings):
+        from vislab.product.onnx_predictor import model_meta
         self.path, self.settings = path, settings
-        self.meta = ckpt.read_checked(path, "fashion")
+        self.meta = model_meta(path)[1]
         self.image_size = tuple(self.meta["image_size"])
         self.predictor = None
         self.ready = threading.Event()
@@ -57,10 +58,12 @@ class Model:
         try:
             import torch
 
-            from vislab.labs.fashion.predict import Predictor
+            from vislab.product.onnx_predictor import load_predictor
             torch.set_num_threads(self.settings.threads or _cores())
-            self.predictor = Predictor.load(self.path, thresholds=self.settings.thresholds or None,
-                                            top_k=self.settings.top_k, precision=self.settings.precision)
+            kw = {"threads": self.settings.threads or _cores()} if self.onnx else {}
+            self.predictor = load_predictor(self.path, self.settings.backend,
+                                            thresholds=self.settings.thresholds or None,
+                                            top_k=self.settings.top_k, precision=self.settings.precision, **kw)
             blank = np.full((min(4, self.settings.batch_size), 3, *self.image_size), 255, np.uint8)
             for n in (1, len(blank)):  # warm-up: the first batches of a size are slow
                 self.predictor.predict_arrays(blank[:n])
@@ -68,13 +71,17 @@ class Model:
         except Exception as e:  # noqa: BLE001  /readyz reports it; the process stays up to say so
             self.failed = f"{type(e).__name__}: {e}"
 
+    @property
+    def onnx(self) -> bool:
+        return self.settings.backend == "onnx" or self.path.suffix.lower() == ".onnx"
+
     def predict(self, x: np.ndarray) -> list:
         return self.predictor.predict_arrays(x)
 
 
 def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) -> FastAPI:
     settings = settings or ServeSettings()
-    path = ckpt.resolve(checkpoint)[0]
+    path = Path(checkpoint) if str(checkpoint).lower().endswith(".onnx") else ckpt.resolve(checkpoint)[0]
     model = Model(path, settings)
     batcher = MicroBatcher(model.predict, model.executor, settings.batch_size, settings.batch_wait_ms,
                            settings.micro_batch)
@@ -143,7 +150,7 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
                 "metrics": _run_metrics(path), "version": {"vislab": __version__, **meta.get("versions", {})},
                 "limits": {"max_body_bytes": int(settings.max_body_mb * 2**20), "max_batch": settings.max_batch,
                            "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch},
-                "precision": settings.precision}
+                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch"}
 
     @app.post("/v1/tag", response_model=Tags, responses=ERRORS, summary="Tag one image")
     async def tag_one(file: UploadFile = File(..., description="A product photo (JPEG, PNG, WebP, ...)")):

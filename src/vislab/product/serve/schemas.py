@@ -49,6 +49,7 @@ class ModelInfo(BaseModel):
     version: dict[str, str]
     limits: dict[str, Any]
     precision: str = Field(description="Inference precision: 32 or bf16")
+    backend: str = Field(description="Inference backend: torch or onnx")
 
 
 class Problem(BaseModel):

@@ -24,6 +24,8 @@ class ServeSettings(Strict):
     """Most images the model runs at once."""
     threads: int | None = Field(None, ge=1)
     """Torch threads for inference (None: one per CPU core)."""
+    backend: Literal["torch", "onnx"] | None = None
+    """Inference backend (None: onnx for an .onnx model file, else torch)."""
     precision: Literal["32", "bf16"] = "32"
     """Inference precision: bf16 is ~2x faster on CPUs with native bfloat16 (AVX512-BF16, AMX)."""
     top_k: int = Field(3, ge=1)
