@@ -185,3 +185,26 @@ def test_cli_predict_takes_an_onnx_file(exported, tiny_ckpt, catalog):
     assert {t: v["label"] for t, v in ja["attributes"].items()} == {t: v["label"] for t, v in jb["attributes"].items()}
     res = run("fashion", "predict", path, img, "--backend", "torch")
     assert res.returncode == 2 and "ONNX model" in res.stderr
+
+
+def test_int8_is_accuracy_gated(tiny_ckpt, tmp_path, catalog):
+    from vislab.core.checkpoint import read_meta
+    from vislab.product.export import ExportError
+    from vislab.product.onnx_predictor import load_predictor
+    from vislab.product.parity import read_onnx_meta
+    from vislab.product.quantize import export_int8
+    with pytest.raises(ExportError, match="int8 is not offered for this model"):
+        export_int8(tiny_ckpt, tmp_path / "no.onnx", calibration=64, max_drop=-1.0)
+    assert not (tmp_path / "no.onnx").exists()
+    out, rep = export_int8(tiny_ckpt, tmp_path / "m.int8.onnx", calibration=64, max_drop=100.0)
+    ck = read_meta(tiny_ckpt)
+    q = read_onnx_meta(out)["quantization"]
+    assert q["calibration_images"] == 64 and q["calibration_split"] == "train"
+    assert q["test_images"] == ck["split_sizes"]["test"] and q["accuracy_int8"] == rep["accuracy_int8"]
+    assert rep["average_drop"] == pytest.approx(rep["accuracy_fp32"]["average"] - rep["accuracy_int8"]["average"])
+    assert 0 <= rep["accuracy_int8"]["average"] <= 100 and rep["bytes"] < 0.7 * rep["fp32_bytes"]
+    # the int8 model runs as a backend and mostly agrees with float32
+    files = [f for f in sorted(catalog.rglob("*.jpg")) if f.stat().st_size > 1000][:16]
+    a, b = load_predictor(tiny_ckpt).predict_batch(files), load_predictor(out).predict_batch(files)
+    same = [x.labels[t] == y.labels[t] for x, y in zip(a, b) for t in x.labels]
+    assert sum(same) / len(same) > 0.75

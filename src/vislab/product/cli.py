@@ -69,7 +69,7 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
 
 @friendly
 @documented(None, None, "vislab export runs/fashion --out fashion.onnx",
-            "vislab export runs/demo --out demo.onnx --parity-images 'photos/*.jpg'",
+            "vislab export runs/fashion --int8 --out fashion.int8.onnx",
             none={"parity_images": "the checkpoint's own test split"})
 def export_cmd(checkpoint: Annotated[Path, typer.Argument(
                    metavar="CHECKPOINT", help="A fashion run folder (its best checkpoint) or .safetensors file.")],
@@ -80,7 +80,14 @@ def export_cmd(checkpoint: Annotated[Path, typer.Argument(
                tolerance: Annotated[float, typer.Option(
                    min=0.0, help="Largest |logit difference| the parity gate accepts.")] = 1e-3,
                parity_images: Annotated[Optional[str], typer.Option(
-                   metavar="FOLDER|GLOB", help="Images the parity gate compares on.")] = None):
+                   metavar="FOLDER|GLOB", help="Images the parity gate compares on.")] = None,
+               int8: Annotated[bool, typer.Option(
+                   "--int8", help="Static int8 quantization (ONNX Runtime, QDQ, per-channel), accuracy-gated.")
+               ] = False,
+               calibration: Annotated[int, typer.Option(
+                   min=1, help="Training-split images int8 is calibrated on.")] = 300,
+               max_drop: Annotated[float, typer.Option(
+                   metavar="POINTS", help="Largest average test accuracy drop int8 may cost.")] = 0.5):
     """Export a model to one self-contained ONNX file (labels and preprocessing in its metadata), after a
     parity gate against PyTorch on real images."""
     from vislab.core.cli import choice
@@ -94,6 +101,17 @@ def export_cmd(checkpoint: Annotated[Path, typer.Argument(
         from vislab.core.data.paths import expand_images
         files = expand_images([parity_images])
         images = np.stack([load_image(f, tuple(meta["image_size"])).transpose(2, 0, 1) for f in files])
+    if int8:
+        if parity_images is not None:
+            fail("--int8 scores on the checkpoint's own test split: leave out --parity-images", code=2)
+        from vislab.product.quantize import export_int8
+        out, report = export_int8(path, out, calibration, max_drop, tolerance=tolerance)
+        a32, a8 = report["accuracy_fp32"], report["accuracy_int8"]
+        console.print("test accuracy fp32 -> int8: " + ", ".join(f"{t} {a32[t]:.1f} -> {a8[t]:.1f}" for t in a32))
+        console.print(f"wrote {out} ({report['bytes'] / 2**20:.1f} MB, int8; float32 "
+                      f"{report['fp32_bytes'] / 2**20:.1f} MB): average drop {report['average_drop']:.2f} points "
+                      f"(allowed {max_drop:g}), calibrated on {report['calibration_images']} training images")
+        return report
     from vislab.product.export import export_onnx
     out, report = export_onnx(path, out, opset, images, tolerance)
     worst = max(report["max_abs_logit_diff"].values())

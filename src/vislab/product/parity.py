@@ -53,18 +53,27 @@ def session(path: str | Path, threads: int | None = None):
         raise CheckpointError(f"{path}: ONNX Runtime cannot load it ({type(e).__name__}: {str(e)[:200]})") from None
 
 
-def test_split_images(meta: dict) -> np.ndarray:
-    """The checkpoint's own test split (its data config, cleaning and split), decoded: (N, 3, H, W) uint8."""
+def split_data(meta: dict, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """A split of the checkpoint's own data (its data config, cleaning and split), decoded: images
+    (N, 3, H, W) uint8 and targets (N, tasks) in the checkpoint's label order (-1: label unknown to it).
+    "test" falls back to "val" for data without a test part."""
     from vislab.labs.fashion.config import FashionRunConfig
-    from vislab.labs.fashion.data import prepare
+    from vislab.labs.fashion.data import encode, prepare
     cfg = FashionRunConfig.model_validate(meta["config"])
     try:
         prepared = prepare(cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])}), progress=False)
     except DataError as e:
-        raise DataError(f"the parity gate needs the checkpoint's data ({e}); "
-                        "pass images with --parity-images") from None
-    rows = prepared.splits["test"] if len(prepared.splits["test"]) else prepared.splits["val"]
-    return np.asarray(prepared.images[rows])
+        raise DataError(f"this needs the checkpoint's data ({e}); pass images with --parity-images") from None
+    if split == "test" and not len(prepared.splits["test"]):
+        split = "val"
+    rows = prepared.splits[split]
+    targets, _ = encode(prepared.df, meta["encoders"])
+    return np.asarray(prepared.images[rows]), targets[rows]
+
+
+def test_split_images(meta: dict) -> np.ndarray:
+    """The checkpoint's own test split, decoded: (N, 3, H, W) uint8."""
+    return split_data(meta, "test")[0]
 
 
 def check_parity(onnx_path, model: torch.nn.Module, images: np.ndarray, tasks: list[str], tolerance: float = 1e-3,
