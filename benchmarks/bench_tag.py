@@ -38,6 +38,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="Decoding processes (default: one per core)")
     ap.add_argument("--rounds", type=int, default=3, help="Interleaved rounds; the median is reported")
+    ap.add_argument("--onnx", default=None, help="Also time --backend onnx with this float32 .onnx file")
+    ap.add_argument("--int8", default=None, help="Also time --backend onnx with this int8 .onnx file")
     ap.add_argument("--ray", action="store_true", help="Also time the Ray Data stage (needs vislab[ray])")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -82,6 +84,12 @@ def main() -> None:
         fast = Predictor.load(a.checkpoint, precision="bf16")
         modes[f"tag --precision bf16, workers={workers}"] = lambda: run_tag(
             lambda items, w: tag(fast, items, w, a.batch_size, workers=workers, progress=False))
+    from vislab.product.onnx_predictor import OnnxPredictor
+    for label, f in (("float32", a.onnx), ("int8", a.int8)):
+        if f:
+            op = OnnxPredictor(f)
+            modes[f"tag --backend onnx ({label}), workers={workers}"] = lambda op=op: run_tag(
+                lambda items, w: tag(op, items, w, a.batch_size, workers=workers, progress=False))
     for _ in range(a.rounds):  # interleaved: a slower moment of a shared machine slows every mode alike
         for name, fn in modes.items():
             runs.setdefault(name, []).append(fn())
