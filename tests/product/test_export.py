@@ -45,7 +45,7 @@ def test_export_is_one_file_with_its_contract(exported, tiny_ckpt):
     assert {t: o["labels"] for t, o in meta["outputs"].items()} == ck["encoders"]
     assert meta["review"]["thresholds"] == ck["review"]["thresholds"]
     assert report["images"] == ck["split_sizes"]["test"] and report["exporter"] == "torch.onnx dynamo"
-    assert max(report["max_abs_logit_diff"].values()) < 1e-3
+    assert max(report["max_abs_logit_diff"].values()) < 1e-3 and report["max_abs_embedding_diff"] < 1e-3
     assert set(report["label_agreement"].values()) == {1.0}
 
 
@@ -56,7 +56,11 @@ def test_onnx_answers_like_the_predictor_at_any_batch_size(exported, tiny_ckpt, 
     files = sorted((catalog / "shirts").glob("*.jpg"))[:7]
     x = p.preprocess(files).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    assert [o.name for o in sess.get_outputs()] == p.tasks and sess.get_inputs()[0].name == "image"
+    assert [o.name for o in sess.get_outputs()] == [*p.tasks, "embedding"] and sess.get_inputs()[0].name == "image"
+    with torch.inference_mode():
+        feats = p.net.float().forward_features(p.transform(torch.from_numpy(x)))
+    emb = sess.run(["embedding"], {"image": x})[0]
+    assert emb.shape == (7, p.net.num_features) and np.abs(emb - feats.numpy()).max() < 1e-3
     labels = json.loads(next(m for k, m in sess.get_modelmeta().custom_metadata_map.items() if k == "vislab"))
     for n in (1, 7):
         out = sess.run(None, {"image": x[:n]})
@@ -194,7 +198,7 @@ def test_int8_is_accuracy_gated(tiny_ckpt, tmp_path, catalog):
     from vislab.product.parity import read_onnx_meta
     from vislab.product.quantize import export_int8
     with pytest.raises(ExportError, match="int8 is not offered for this model"):
-        export_int8(tiny_ckpt, tmp_path / "no.onnx", calibration=64, max_drop=-1.0)
+        export_int8(tiny_ckpt, tmp_path / "no.onnx", calibration=32, max_drop=-1.0)
     assert not (tmp_path / "no.onnx").exists()
     out, rep = export_int8(tiny_ckpt, tmp_path / "m.int8.onnx", calibration=64, max_drop=100.0)
     ck = read_meta(tiny_ckpt)
@@ -208,3 +212,19 @@ def test_int8_is_accuracy_gated(tiny_ckpt, tmp_path, catalog):
     a, b = load_predictor(tiny_ckpt).predict_batch(files), load_predictor(out).predict_batch(files)
     same = [x.labels[t] == y.labels[t] for x, y in zip(a, b) for t in x.labels]
     assert sum(same) / len(same) > 0.75
+
+
+def test_efficientnet_lite0_exports_with_parity(synthetic_root, tmp_path_factory):
+    """The project's real backbone (ReLU6, TF 'same' padding, depthwise convolutions) through the exporter."""
+    from vislab.labs.fashion import lab
+    from vislab.labs.fashion.config import load_config
+    from vislab.product.export import export_onnx
+    out = tmp_path_factory.mktemp("lite0")
+    ov = {"data.root": str(synthetic_root), "data.image_size": "[32,24]", "data.min_samples": 5, "data.limit": 300,
+          "model.backbone": "tf_efficientnet_lite0", "model.pretrained": "false", "train.epochs": 1,
+          "train.batch_size": 32, "out_dir": str(out), "name": "lite0"}
+    cfg = load_config(None, [f"{k}={v}" for k, v in ov.items()])
+    run_dir = lab.train(cfg, progress=False, report=False)
+    path, report = export_onnx(run_dir, out / "lite0.onnx")
+    assert report["exporter"] == "torch.onnx dynamo" and report["images"] >= 30
+    assert max(report["max_abs_logit_diff"].values()) < 1e-3 and set(report["label_agreement"].values()) == {1.0}

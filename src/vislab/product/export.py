@@ -27,6 +27,7 @@ from vislab.core.errors import VislabError
 
 ONNX_FORMAT = "vislab-onnx-1"
 OPSET = 18
+EMBEDDING = "embedding"
 PADDING = "resize to H x W keeping the aspect ratio, centred, padded with white (255, 255, 255); RGB"
 
 
@@ -35,7 +36,8 @@ class ExportError(VislabError):
 
 
 class OnnxModel(nn.Module):
-    """uint8 (N, 3, H, W) -> one logits tensor per task, normalisation inside."""
+    """uint8 (N, 3, H, W) -> one logits tensor per task, then the pooled backbone features ("embedding",
+    for similar-product search), normalisation inside."""
 
     def __init__(self, net: nn.Module, mean, std, tasks: list[str]):
         super().__init__()
@@ -44,8 +46,9 @@ class OnnxModel(nn.Module):
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
 
     def forward(self, image: torch.Tensor):
-        out = self.net((image.float() / 255.0 - self.mean) / self.std)
-        return tuple(out[t] for t in self.tasks)
+        f = self.net.forward_features((image.float() / 255.0 - self.mean) / self.std)
+        out = self.net.forward_heads(f)
+        return (*(out[t] for t in self.tasks), f)
 
 
 def onnx_metadata(meta: dict[str, Any], exporter: str, opset: int) -> dict[str, Any]:
@@ -56,6 +59,7 @@ def onnx_metadata(meta: dict[str, Any], exporter: str, opset: int) -> dict[str, 
                       "size": list(meta["image_size"]), "preprocessing": PADDING,
                       "normalisation": {"mean": dc["mean"], "std": dc["std"], "applied": "inside the graph"}},
             "outputs": {t: {"kind": "logits", "labels": labels} for t, labels in meta["encoders"].items()},
+            "embedding": {"name": EMBEDDING, "kind": "pooled backbone features, before the heads"},
             "review": meta.get("review"), "exporter": exporter, "opset": opset,
             "versions": {"vislab": __version__, "torch": torch.__version__, **meta.get("versions", {})}}
 
@@ -66,16 +70,18 @@ def _export(model: OnnxModel, example: torch.Tensor, tasks: list[str], opset: in
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            prog = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"], output_names=tasks,
+            prog = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
+                                     output_names=[*tasks, EMBEDDING],
                                      dynamic_shapes={"image": {0: torch.export.Dim("batch")}},
                                      opset_version=opset, verbose=False)
         return prog.model_proto, "torch.onnx dynamo"
     except Exception as first:  # noqa: BLE001  (the fallback says why it was needed)
         with tempfile.TemporaryDirectory() as d:
             try:
+                names = [*tasks, EMBEDDING]
                 torch.onnx.export(model, (example,), f"{d}/m.onnx", dynamo=False, input_names=["image"],
-                                  output_names=tasks, opset_version=min(opset, 17),
-                                  dynamic_axes={"image": {0: "batch"}, **{t: {0: "batch"} for t in tasks}})
+                                  output_names=names, opset_version=min(opset, 17),
+                                  dynamic_axes={"image": {0: "batch"}, **{t: {0: "batch"} for t in names}})
             except Exception as second:  # noqa: BLE001
                 raise ExportError(f"ONNX export failed: dynamo exporter: {type(first).__name__}: {first}; "
                                   f"legacy exporter: {type(second).__name__}: {second}") from None

@@ -86,12 +86,17 @@ def check_parity(onnx_path, model: torch.nn.Module, images: np.ndarray, tasks: l
     diff = dict.fromkeys(tasks, 0.0)
     agree = dict.fromkeys(tasks, 0)
     flips = dict.fromkeys(tasks, 0)
+    emb = 0.0
     with torch.inference_mode():
         for i in range(0, len(images), batch_size):
             x = np.ascontiguousarray(images[i:i + batch_size])
-            got = sess.run(tasks, {"image": x})
+            names = [o.name for o in sess.get_outputs()]
+            got = dict(zip(names, sess.run(None, {"image": x})))
             want = [o.numpy() for o in model(torch.from_numpy(x))]
-            for t, g, w in zip(tasks, got, want):
+            if "embedding" in got:
+                emb = max(emb, float(np.abs(got["embedding"] - want[-1]).max()))
+            for t, w in zip(tasks, want):
+                g = got[t]
                 diff[t] = max(diff[t], float(np.abs(g - w).max()))
                 ga, wa = g.argmax(1), w.argmax(1)
                 agree[t] += int((ga == wa).sum())
@@ -100,11 +105,12 @@ def check_parity(onnx_path, model: torch.nn.Module, images: np.ndarray, tasks: l
                 flips[t] += int((margin > 2 * tolerance).sum())
     n = len(images)
     report = {"images": n, "max_abs_logit_diff": diff, "label_agreement": {t: agree[t] / n for t in tasks},
-              "tolerance": tolerance}
-    bad = [t for t in tasks if diff[t] > tolerance or flips[t]]
+              "max_abs_embedding_diff": emb, "tolerance": tolerance}
+    bad = [t for t in tasks if diff[t] > tolerance or flips[t]] + (["embedding"] if emb > tolerance else [])
     if bad:
-        raise ExportError(f"parity gate failed for {', '.join(bad)}: max |logit difference| "
-                          + ", ".join(f"{t} {diff[t]:.2g}" for t in bad) + f" (tolerance {tolerance:g}); labels "
-                          + ", ".join(f"{t} {agree[t]}/{n}" for t in bad) + ". The exported graph does not compute "
+        raise ExportError(f"parity gate failed for {', '.join(bad)}: max |difference| "
+                          + ", ".join(f"{t} {diff.get(t, emb):.2g}" for t in bad) + f" (tolerance {tolerance:g}); "
+                          "labels " + ", ".join(f"{t} {agree[t]}/{n}" for t in bad if t in agree)
+                          + ". The exported graph does not compute "
                           "what the checkpoint does; nothing was written")
     return report
