@@ -138,8 +138,9 @@ def test_onnx_backend_matches_torch_in_predict_tag_and_serve(exported, tiny_ckpt
     from fastapi.testclient import TestClient
 
     from vislab.labs.fashion.predict import Predictor
+    from vislab.product.backends import load_predictor
     from vislab.product.inputs import resolve_inputs
-    from vislab.product.onnx_predictor import OnnxPredictor, load_predictor
+    from vislab.product.onnx_predictor import OnnxPredictor
     from vislab.product.outputs import TagWriter
     from vislab.product.serve.app import create_app
     from vislab.product.tag import tag
@@ -193,8 +194,8 @@ def test_cli_predict_takes_an_onnx_file(exported, tiny_ckpt, catalog):
 
 def test_int8_is_accuracy_gated(tiny_ckpt, tmp_path, catalog):
     from vislab.core.checkpoint import read_meta
+    from vislab.product.backends import load_predictor
     from vislab.product.export import ExportError
-    from vislab.product.onnx_predictor import load_predictor
     from vislab.product.parity import read_onnx_meta
     from vislab.product.quantize import export_int8
     with pytest.raises(ExportError, match="int8 is not offered for this model"):

@@ -49,7 +49,7 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     """Serve a fashion model: HTTP API (/v1/tag, /v1/tag/batch, /v1/model, /docs) and a web page at /."""
     from vislab.core.cli import build_config
     from vislab.labs.fashion.review import parse_threshold
-    from vislab.product.onnx_predictor import model_meta
+    from vislab.product.backends import model_meta
     path, meta = model_meta(checkpoint)
     settings = build_config(ServeSettings, FLAGS, None, None, max_body_mb=max_body_mb, max_batch=max_batch,
                             max_pixels=max_pixels, micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,

@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from vislab.core.errors import CheckpointError, DataError
 
@@ -76,9 +75,11 @@ def test_split_images(meta: dict) -> np.ndarray:
     return split_data(meta, "test")[0]
 
 
-def check_parity(onnx_path, model: torch.nn.Module, images: np.ndarray, tasks: list[str], tolerance: float = 1e-3,
+def check_parity(onnx_path, model, images: np.ndarray, tasks: list[str], tolerance: float = 1e-3,
                  batch_size: int = 64) -> dict:
     """Run both on `images`; raise ExportError past `tolerance` or on any label disagreement."""
+    import torch
+
     from vislab.product.export import ExportError
     if len(images) == 0:
         raise ExportError("the parity gate has no images to compare on")

@@ -36,7 +36,7 @@ class TagStage:
                  precision: str = "32", backend: str | None = None):
         import torch
 
-        from vislab.product.onnx_predictor import load_predictor
+        from vislab.product.backends import load_predictor
         torch.set_num_threads(threads)
         self.predictor = load_predictor(checkpoint, backend, thresholds=thresholds, top_k=top_k,
                                         precision=precision, **({"threads": threads} if backend == "onnx" or

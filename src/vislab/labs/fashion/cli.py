@@ -216,7 +216,7 @@ def predict_cmd(checkpoint: ModelArg,
                 backend: BackendOpt = None):
     """Print each attribute with its confidence and a one-line caption, per image."""
     from vislab.core.data.paths import expand_images
-    from vislab.product.onnx_predictor import load_predictor, model_meta
+    from vislab.product.backends import load_predictor, model_meta
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
     path, _ = model_meta(checkpoint)
@@ -295,7 +295,7 @@ def tag_cmd(checkpoint: ModelArg,
         format_of(out, fmt)
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
-    from vislab.product.onnx_predictor import load_predictor, model_meta
+    from vislab.product.backends import load_predictor, model_meta
     path, meta = model_meta(checkpoint)
     override = parse_threshold(threshold, list(meta["encoders"])) if threshold is not None else None
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads

@@ -44,7 +44,7 @@ class Model:
     """The predictor, loaded in the background; `ready` once a warm-up batch has run."""
 
     def __init__(self, path: Path, settings: ServeSettings):
-        from vislab.product.onnx_predictor import model_meta
+        from vislab.product.backends import model_meta
         self.path, self.settings = path, settings
         self.meta = model_meta(path)[1]
         self.image_size = tuple(self.meta["image_size"])
@@ -58,7 +58,7 @@ class Model:
         try:
             import torch
 
-            from vislab.product.onnx_predictor import load_predictor
+            from vislab.product.backends import load_predictor
             torch.set_num_threads(self.settings.threads or _cores())
             kw = {"threads": self.settings.threads or _cores()} if self.onnx else {}
             self.predictor = load_predictor(self.path, self.settings.backend,

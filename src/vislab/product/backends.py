@@ -1,0 +1,52 @@
+"""Which predictor runs a model file, read without torch so that commands check their input first:
+`model_meta` (the metadata of a checkpoint or an exported .onnx file) and `load_predictor` (torch for a
+checkpoint, ONNX Runtime for an .onnx file or `--backend onnx`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+BACKENDS = ("torch", "onnx")
+
+
+def load_predictor(path: str | Path, backend: str | None = None, **kw):
+    """The predictor for `path`: a .onnx file runs on ONNX Runtime, a checkpoint (or run folder) on torch;
+    `backend="onnx"` with a checkpoint uses the .onnx file exported beside it (`vislab export` first)."""
+    from vislab.core.errors import UsageError
+    path = Path(path)
+    if backend not in (None, *BACKENDS):
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if path.suffix.lower() == ".onnx":
+        if backend == "torch":
+            raise UsageError(f"{path} is an ONNX model: it runs with --backend onnx (or leave --backend out)")
+        from vislab.product.onnx_predictor import OnnxPredictor
+        return OnnxPredictor.load(path, **kw)
+    from vislab.core.checkpoint import resolve
+    ckpt = resolve(path)[0]
+    if backend == "onnx":
+        onnx_file = ckpt.with_suffix(".onnx")
+        if not onnx_file.is_file():
+            raise UsageError(f"--backend onnx needs an exported model: run `vislab export {path} --out "
+                             f"{onnx_file}`, or pass an .onnx file")
+        if onnx_file.stat().st_mtime < ckpt.stat().st_mtime:
+            raise UsageError(f"{onnx_file} is older than {ckpt}: export it again")
+        from vislab.product.onnx_predictor import OnnxPredictor
+        return OnnxPredictor.load(onnx_file, **kw)
+    from vislab.labs.fashion.predict import Predictor
+    return Predictor.load(ckpt, **kw)
+
+
+def model_meta(path: str | Path, backend: str | None = None) -> tuple[Path, dict]:
+    """(model file, checkpoint-shaped metadata: encoders, image_size, review) without loading torch or a
+    session, so that commands check their input first. A .onnx file gives its vislab metadata."""
+    from vislab.core.cli import checkpoint_arg
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        from vislab.product.parity import read_onnx_meta
+        m = read_onnx_meta(path)
+        if m["lab"] != "fashion":
+            from vislab.core.errors import CheckpointError
+            raise CheckpointError(f"{path} is a {m['lab']} model, not a fashion model")
+        return path, {"lab": "fashion", "backbone": m.get("backbone"), "image_size": m["input"]["size"],
+                      "encoders": {t: o["labels"] for t, o in m["outputs"].items()}, "review": m.get("review"),
+                      "versions": m.get("versions", {}), "config": {}}
+    return checkpoint_arg(path, "fashion")
