@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from vislab.labs.fashion import review as rv
-from vislab.labs.fashion.predict import Prediction, predictions
+from vislab.labs.fashion.predict import Prediction, Predictor, predictions
 from vislab.product.parity import read_onnx_meta, session
 
 
@@ -50,13 +50,7 @@ class OnnxPredictor:
     def tasks(self) -> list[str]:
         return list(self.encoders)
 
-    def preprocess(self, images: Sequence) -> torch.Tensor:
-        from PIL import Image
-
-        from vislab.core.data.images import load_image
-        arrs = [load_image(im if not isinstance(im, np.ndarray) else Image.fromarray(im), self.image_size)
-                for im in images]
-        return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+    preprocess = Predictor.preprocess  # decoding and resizing exactly as the torch predictor does
 
     def predict_arrays(self, x, sources: Sequence[str] | None = None) -> list[Prediction]:
         x = np.ascontiguousarray(np.asarray(x, dtype=np.uint8))
@@ -66,13 +60,5 @@ class OnnxPredictor:
         probs = {t: torch.from_numpy(o).float().softmax(-1) for t, o in zip(self.tasks, out)}
         return predictions(probs, self.encoders, self.thresholds, self.top_k, sources)
 
-    def predict_batch(self, images: Sequence, batch_size: int = 64) -> list[Prediction]:
-        out: list[Prediction] = []
-        for i in range(0, len(images), batch_size):
-            chunk = images[i:i + batch_size]
-            out += self.predict_arrays(self.preprocess(chunk).numpy(),
-                                       [str(s) if isinstance(s, (str, Path)) else "" for s in chunk])
-        return out
-
-    def predict(self, image) -> Prediction:
-        return self.predict_batch([image])[0]
+    predict_batch = Predictor.predict_batch
+    predict = Predictor.predict

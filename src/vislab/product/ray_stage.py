@@ -99,10 +99,7 @@ def tag_with_ray(checkpoint, inputs: list[TagInput], writer: TagWriter, batch_si
             rows = [(str(p), json.loads(r) if r else None, str(e))
                     for p, r, e in zip(batch["path"], batch["result"], batch["error"])]
             writer.write(rows)
-            for _, r, e in rows:
-                summary.errors += bool(e)
-                summary.tagged += r is not None
-                summary.needs_review += bool(r and r["needs_review"])
+            summary.count(rows)
             bar.advance(task, len(rows))
     summary.seconds = time.perf_counter() - t0
     return summary

@@ -79,6 +79,12 @@ class TagSummary:
     def as_dict(self) -> dict:
         return {**self.__dict__, "images_per_s": round(self.images_per_s, 1)}
 
+    def count(self, rows: list[tuple[str, dict | None, str]]) -> None:
+        for _, r, e in rows:
+            self.errors += bool(e)
+            self.tagged += r is not None
+            self.needs_review += bool(r and r["needs_review"])
+
 
 def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
@@ -119,10 +125,7 @@ def tag(predictor, inputs: list[TagInput], writer: TagWriter, batch_size: int = 
         task = bar.add_task("tagging", total=len(todo))
         for rows in batches(todo, predictor, batch_size, workers):
             writer.write(rows)
-            for _, r, e in rows:
-                summary.errors += bool(e)
-                summary.tagged += r is not None
-                summary.needs_review += bool(r and r["needs_review"])
+            summary.count(rows)
             bar.advance(task, len(rows))
     summary.seconds = time.perf_counter() - t0
     return summary
