@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from helpers import tiny_overrides
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("VISLAB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 # Decoded-image and feature caches of the test session: inside the checkout (git-ignored), so
@@ -35,15 +37,6 @@ def synthetic_root(tmp_path_factory) -> Path:
     """A small synthetic product set (Kaggle layout) shared by the engine/CLI tests."""
     from vislab.labs.fashion import synthetic
     return synthetic.generate(tmp_path_factory.mktemp("synthetic"), n=600, seed=3)
-
-
-def tiny_overrides(root: Path, out: Path, **extra) -> list[str]:
-    """A config that trains in seconds: timm's test_efficientnet, 32x24 images."""
-    ov = {"data.root": str(root), "data.image_size": "[32,24]", "data.min_samples": 5,
-          "model.backbone": "test_efficientnet", "model.pretrained": "false",
-          "train.epochs": 2, "train.batch_size": 32, "train.lr": 0.01, "out_dir": str(out)}
-    ov.update(extra)
-    return [f"{k}={v}" for k, v in ov.items()]
 
 
 @pytest.fixture(scope="session")

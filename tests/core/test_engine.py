@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import tiny_overrides
+from helpers import tiny_overrides
 from vislab.core import checkpoint as ckpt
 from vislab.core.engine import NonFiniteLoss
 from vislab.labs.fashion import lab as fashion
@@ -307,6 +307,24 @@ def test_per_epoch_schedulers(kind, expect):
         opt.step()
         sched.step()
     assert seen == pytest.approx(expect)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4, 5, 12])
+def test_onecycle_survives_runs_of_a_few_steps(steps):
+    """A 1-epoch run of a handful of batches: torch's OneCycleLR divides by zero under 5 total steps."""
+    from vislab.core.config import TrainConfig
+    from vislab.core.engine import build_optimizer, build_scheduler
+    cfg = TrainConfig(recipe="cnn-adam", scheduler="onecycle", lr=0.1, epochs=1)
+    opt = build_optimizer(torch.nn.Linear(2, 2), cfg)
+    sched = build_scheduler(opt, cfg, total_steps=steps, steps_per_epoch=steps)
+    lrs = []
+    for _ in range(steps):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] < 0.1 and all(0 < lr <= 0.1 + 1e-9 for lr in lrs)
+    if steps >= 5:
+        assert max(lrs) > 0.08 and lrs[-1] < 0.01 * 0.1  # up to (about) the peak, down to the floor
 
 
 def test_single_task_objective_accepts_plain_logits_and_flip_tta():

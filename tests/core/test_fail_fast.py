@@ -26,6 +26,7 @@ def fake_checkpoint(path: Path, lab: str) -> Path:
 
 
 CIFAR, FASHION = "{tmp}/cifar-run/checkpoints/best.safetensors", "{tmp}/fashion-run/checkpoints/best.safetensors"
+VAE = "{tmp}/vae-run/checkpoints/best.safetensors"
 FACE = "{tmp}/face.pgm"
 LAB_WORDING = "is a 'cifar' checkpoint, not a"
 CASES: list[tuple[list[str], int, list[str]]] = [
@@ -67,7 +68,9 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["fashion", "tag", FASHION, "{tmp}/nope", "--out", "{tmp}/t.csv"], 1, ["nope: no such file or folder"]),
     (["fashion", "tag", FASHION, "{tmp}/empty", "--backend", "onnxx"], 2, ["(did you mean onnx?)"]),
     (["serve", CIFAR], 1, [LAB_WORDING + " fashion one"]),
-    (["export", CIFAR, "--out", "{tmp}/m.onnx"], 1, [LAB_WORDING + " fashion one"]),
+    (["export", VAE, "--out", "{tmp}/m.onnx"], 1,
+     ["is a 'vae' checkpoint: vislab export takes fashion, cifar, siamese models"]),
+    (["export", CIFAR, "--int8", "--out", "{tmp}/m.onnx"], 2, ["--int8 is offered for fashion models"]),
     (["export", FASHION, "--format", "tflite"], 2, ["--format must be one of onnx"]),
     (["siamese", "verify", FACE, FACE, "--run", "{tmp}/nowhere"], 1, ["no such run folder or checkpoint"]),
     (["vae", "sample", "{tmp}/nowhere", "--prior", "fited"], 2, ["(did you mean fitted?)"]),
@@ -86,6 +89,7 @@ def materialize(tmp: Path) -> None:
     """The files the cases name: a CIFAR and a fashion checkpoint, an empty folder, a face image."""
     fake_checkpoint(Path(CIFAR.format(tmp=tmp)), "cifar")
     fake_checkpoint(Path(FASHION.format(tmp=tmp)), "fashion")
+    fake_checkpoint(Path(VAE.format(tmp=tmp)), "vae")
     (tmp / "empty").mkdir(exist_ok=True)
     Path(FACE.format(tmp=tmp)).write_bytes(b"P5 1 1 255 \x00")
 

@@ -77,11 +77,11 @@ def test_a_wrong_graph_fails_the_gate_and_writes_nothing(tiny_ckpt, tmp_path, mo
     from vislab.product import export as ex
     real = ex._export
 
-    def skewed(model, example, tasks, opset):  # an exporter bug: the graph computes something else
-        head = model.net.heads[tasks[-1]][1]
+    def skewed(model, example, names, opset):  # an exporter bug: the graph computes something else
+        head = model.net.heads[model.tasks[-1]][1]
         with torch.no_grad():
             head.bias[0] += 5.0
-            proto = real(model, example, tasks, opset)
+            proto = real(model, example, names, opset)
             head.bias[0] -= 5.0
         return proto
 
@@ -120,11 +120,11 @@ def test_bad_input(tiny_ckpt, exported, tmp_path):
 
 def test_cli_export_and_refusals(tiny_ckpt, tmp_path, catalog):
     from safetensors.numpy import save_file
-    other = tmp_path / "cifar.safetensors"
+    other = tmp_path / "vae.safetensors"
     save_file({"w": np.zeros(2, np.float32)}, str(other),
-              metadata={"vislab": json.dumps({"format": "vislab-checkpoint-1", "lab": "cifar", "config": {}})})
+              metadata={"vislab": json.dumps({"format": "vislab-checkpoint-1", "lab": "vae", "config": {}})})
     res = run("export", other, "--out", tmp_path / "x.onnx")
-    assert res.returncode == 1 and "cifar" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 1 and "'vae' checkpoint" in res.stderr and "Traceback" not in res.stderr
     res = run("export", tiny_ckpt, "--format", "tflite", "--out", tmp_path / "x.onnx")
     assert res.returncode == 2 and "--format" in res.stderr
     res = run("export", tiny_ckpt, "--out", tmp_path / "m.onnx", "--parity-images", catalog / "shoes")

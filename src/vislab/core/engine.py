@@ -79,8 +79,10 @@ def build_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, total_steps: i
     r = cfg.resolved()
     kind, spe = r["scheduler"], max(steps_per_epoch, 1)
     if kind == "onecycle":
+        # torch's warm-up phase ends at pct_start * total_steps - 1: under 5 steps it is empty and the schedule
+        # divides by zero, so a run that short follows the start of a 5-step cycle
         return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
-                                                   total_steps=max(total_steps, 2), pct_start=0.25)
+                                                   total_steps=max(total_steps, 5), pct_start=0.25)
     if kind == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
     if kind == "exponential":

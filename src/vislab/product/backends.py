@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 BACKENDS = ("torch", "onnx")
+EXPORTABLE = ("fashion", "cifar", "siamese")
+"""The labs whose checkpoints `vislab export` writes as ONNX (`vislab.product.onnx_specs.SPECS`)."""
 
 
 def load_predictor(path: str | Path, backend: str | None = None, **kw):
@@ -50,3 +52,14 @@ def model_meta(path: str | Path, backend: str | None = None) -> tuple[Path, dict
                       "encoders": {t: o["labels"] for t, o in m["outputs"].items()}, "review": m.get("review"),
                       "versions": m.get("versions", {}), "config": {}}
     return checkpoint_arg(path, "fashion")
+
+
+def export_meta(path: str | Path) -> tuple[Path, dict]:
+    """(checkpoint file, metadata) of a checkpoint `vislab export` takes, read without torch."""
+    from vislab.core.checkpoint import CheckpointError, read_meta, resolve
+    file = resolve(path)[0]
+    meta = read_meta(file)
+    if meta.get("lab") not in EXPORTABLE:
+        raise CheckpointError(f"{file} is a {meta.get('lab')!r} checkpoint: vislab export takes "
+                              f"{', '.join(EXPORTABLE)} models")
+    return file, meta

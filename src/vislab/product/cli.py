@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vislab.core.cli import checkpoint_arg, console, fail, friendly
+from vislab.core.cli import console, fail, friendly
 from vislab.core.clihelp import documented
 from vislab.product.serve.settings import ServeSettings
 
@@ -70,9 +70,11 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
 @friendly
 @documented(None, None, "vislab export runs/fashion --out fashion.onnx",
             "vislab export runs/fashion --int8 --out fashion.int8.onnx",
+            "vislab export runs/cifar --out cifar.onnx",
             none={"parity_images": "the checkpoint's own test split"})
 def export_cmd(checkpoint: Annotated[Path, typer.Argument(
-                   metavar="CHECKPOINT", help="A fashion run folder (its best checkpoint) or .safetensors file.")],
+                   metavar="CHECKPOINT",
+                   help="A fashion, CIFAR or Siamese run folder (its best checkpoint) or .safetensors file.")],
                out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The .onnx file to write.")
                               ] = Path("model.onnx"),
                fmt: Annotated[str, typer.Option("--format", metavar="onnx", help="Export format.")] = "onnx",
@@ -92,7 +94,11 @@ def export_cmd(checkpoint: Annotated[Path, typer.Argument(
     parity gate against PyTorch on real images."""
     from vislab.core.cli import choice
     choice(fmt, ["onnx"], "--format")
-    path, meta = checkpoint_arg(checkpoint, "fashion")
+    from vislab.product.backends import export_meta
+    path, meta = export_meta(checkpoint)
+    if int8 and meta["lab"] != "fashion":
+        fail(f"--int8 is offered for fashion models (its gate scores every attribute); {path} is a "
+             f"{meta['lab']} model: export it without --int8", code=2)
     images = None
     if parity_images is not None:
         import numpy as np
@@ -114,8 +120,8 @@ def export_cmd(checkpoint: Annotated[Path, typer.Argument(
         return report
     from vislab.product.export import export_onnx
     out, report = export_onnx(path, out, opset, images, tolerance)
-    worst = max(report["max_abs_logit_diff"].values())
+    worst = max(report["max_abs_diff"].values())
+    agree = (f", labels agree {min(report['label_agreement'].values()):.2%}" if report["label_agreement"] else "")
     console.print(f"wrote {out} ({report['bytes'] / 2**20:.1f} MB, {report['exporter']}, opset {report['opset']}); "
-                  f"parity on {report['images']} images: max |logit difference| {worst:.1e}, labels agree "
-                  f"{min(report['label_agreement'].values()):.2%}")
+                  f"parity on {report['images']} images: max |output difference| {worst:.1e}{agree}")
     return report

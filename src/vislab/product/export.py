@@ -1,9 +1,10 @@
 """`vislab export CKPT --format onnx`: one self-contained .onnx file a consumer can run without vislab.
 
-The graph takes what a photo decodes to, `image`: uint8 RGB, (batch, 3, H, W) at the model's size (any
-batch), and does the normalisation itself; it has one named output per attribute (logits, in the
-label order of the metadata). The preprocessing contract and the label lists are stored in the model's
-metadata (`metadata_props["vislab"]`, JSON), so nothing else is needed:
+Fashion, CIFAR and Siamese checkpoints export (`vislab.product.onnx_specs` says what each becomes). The
+graph takes what a photo decodes to, `image`: uint8 RGB, (batch, 3, H, W) at the model's size (any
+batch), and does the normalisation itself; its outputs are named (logits per attribute or class, in the
+label order of the metadata, and the embedding). The preprocessing contract and the label lists are
+stored in the model's metadata (`metadata_props["vislab"]`, JSON), so nothing else is needed:
 
     resize to H x W keeping the aspect ratio, padding with white (255, 255, 255), centred;
     any image mode -> RGB (transparency composited on white); then uint8, channels first.
@@ -17,68 +18,42 @@ import os
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import nn
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.errors import VislabError
+from vislab.product.backends import EXPORTABLE
+from vislab.product.onnx_specs import EMBEDDING, PADDING, SPECS, OnnxModel, OnnxSpec, input_info  # noqa: F401
 
 ONNX_FORMAT = "vislab-onnx-1"
 OPSET = 18
-EMBEDDING = "embedding"
-PADDING = "resize to H x W keeping the aspect ratio, centred, padded with white (255, 255, 255); RGB"
 
 
 class ExportError(VislabError):
     """An export that failed, or whose graph does not give the checkpoint's answers."""
 
 
-class OnnxModel(nn.Module):
-    """uint8 (N, 3, H, W) -> one logits tensor per task, then the pooled backbone features ("embedding",
-    for similar-product search), normalisation inside."""
-
-    def __init__(self, net: nn.Module, mean, std, tasks: list[str]):
-        super().__init__()
-        self.net, self.tasks = net, tasks
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-
-    def forward(self, image: torch.Tensor):
-        f = self.net.forward_features((image.float() / 255.0 - self.mean) / self.std)
-        out = self.net.forward_heads(f)
-        return (*(out[t] for t in self.tasks), f)
-
-
-def onnx_metadata(meta: dict[str, Any], exporter: str, opset: int) -> dict[str, Any]:
+def onnx_metadata(spec: OnnxSpec, exporter: str, opset: int, versions: dict | None = None) -> dict:
     from vislab import __version__
-    dc = meta["data_config"]
-    return {"format": ONNX_FORMAT, "lab": meta["lab"], "backbone": meta["backbone"],
-            "input": {"name": "image", "dtype": "uint8", "layout": "NCHW", "channels": "RGB",
-                      "size": list(meta["image_size"]), "preprocessing": PADDING,
-                      "normalisation": {"mean": dc["mean"], "std": dc["std"], "applied": "inside the graph"}},
-            "outputs": {t: {"kind": "logits", "labels": labels} for t, labels in meta["encoders"].items()},
-            "embedding": {"name": EMBEDDING, "kind": "pooled backbone features, before the heads"},
-            "review": meta.get("review"), "exporter": exporter, "opset": opset,
-            "versions": {"vislab": __version__, "torch": torch.__version__, **meta.get("versions", {})}}
+    return {"format": ONNX_FORMAT, **spec.info, "input": input_info(spec), "exporter": exporter, "opset": opset,
+            "versions": {"vislab": __version__, "torch": torch.__version__, **(versions or {})}}
 
 
-def _export(model: OnnxModel, example: torch.Tensor, tasks: list[str], opset: int):
+def _export(model: torch.nn.Module, example: torch.Tensor, names: list[str], opset: int):
     """ModelProto and the exporter that made it: dynamo first, the legacy exporter as a fallback."""
     import onnx
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             prog = torch.onnx.export(model, (example,), dynamo=True, input_names=["image"],
-                                     output_names=[*tasks, EMBEDDING],
+                                     output_names=names,
                                      dynamic_shapes={"image": {0: torch.export.Dim("batch")}},
                                      opset_version=opset, verbose=False)
         return prog.model_proto, "torch.onnx dynamo"
     except Exception as first:  # noqa: BLE001  (the fallback says why it was needed)
         with tempfile.TemporaryDirectory() as d:
             try:
-                names = [*tasks, EMBEDDING]
                 torch.onnx.export(model, (example,), f"{d}/m.onnx", dynamo=False, input_names=["image"],
                                   output_names=names, opset_version=min(opset, 17),
                                   dynamic_axes={"image": {0: "batch"}, **{t: {0: "batch"} for t in names}})
@@ -90,14 +65,16 @@ def _export(model: OnnxModel, example: torch.Tensor, tasks: list[str], opset: in
 
 def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, parity_images=None,
                 tolerance: float = 1e-3) -> tuple[Path, dict]:
-    """Export a fashion checkpoint to `out` (one file), after the parity gate on `parity_images` ((N, 3, H, W)
-    uint8; default: the checkpoint's own test split). Returns (path, parity report)."""
+    """Export a fashion, CIFAR or Siamese checkpoint to `out` (one file), after the parity gate on
+    `parity_images` ((N, 3, H, W) uint8; default: the checkpoint's own test split). Returns (path, parity report)."""
     import onnx
 
-    from vislab.labs.fashion.lab import load_model
-    from vislab.product.parity import check_parity, test_split_images
+    from vislab.product.parity import check_parity
     path = ckpt.resolve(checkpoint)[0]
-    meta = ckpt.read_checked(path, "fashion")
+    meta = ckpt.read_meta(path)
+    if meta.get("lab") not in EXPORTABLE:
+        raise ExportError(f"{path} is a {meta.get('lab')!r} checkpoint: vislab export takes "
+                          f"{', '.join(EXPORTABLE)} models")
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ExportError(f"--out must end in .onnx, got {out}")
@@ -109,20 +86,18 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, par
         raise ExportError(f"cannot write {out}: {e.strerror or e} ({folder})") from None
     os.close(fd)
     try:
-        net, meta = load_model(path)
-        tasks = list(meta["encoders"])
-        model = OnnxModel(net.eval(), meta["data_config"]["mean"], meta["data_config"]["std"], tasks).eval()
-        h, w = meta["image_size"]
-        proto, exporter = _export(model, torch.zeros(2, 3, h, w, dtype=torch.uint8), tasks, opset)
-        info = onnx_metadata(meta, exporter, opset)
+        spec = SPECS[meta["lab"]](path, meta)
+        h, w = spec.image_size
+        proto, exporter = _export(spec.module, torch.zeros(2, 3, h, w, dtype=torch.uint8), spec.names, opset)
+        info = onnx_metadata(spec, exporter, opset, meta.get("versions"))
         del proto.metadata_props[:]
         entry = proto.metadata_props.add()
         entry.key, entry.value = "vislab", json.dumps(info)
         proto.producer_name = "vislab"
-        proto.doc_string = f"vislab fashion model ({meta['backbone']}): " + ", ".join(tasks)
+        proto.doc_string = f"vislab {meta['lab']} model ({info['backbone']}): " + ", ".join(spec.names)
         onnx.save_model(proto, tmp, save_as_external_data=False)
-        images = test_split_images(meta) if parity_images is None else parity_images
-        report = check_parity(tmp, model, images, tasks, tolerance)
+        images = spec.test_images() if parity_images is None else parity_images
+        report = check_parity(tmp, spec.module, images, spec.names, spec.labelled, tolerance)
         os.chmod(tmp, 0o666 & ~ckpt.current_umask())
         os.replace(tmp, out)
     finally:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import write_shapes
 from vislab.core.config import load_config
 from vislab.labs.cifar import lab as cifar
 from vislab.labs.cifar.config import CifarRunConfig
@@ -24,31 +24,9 @@ def run(*args, timeout=600):
                           env={**os.environ, "COLUMNS": "200"})
 
 
-def _draw(kind: int, rng) -> np.ndarray:
-    """32x32 image of class `kind`: red square, green disc or blue stripes on noise."""
-    img = rng.integers(0, 80, (32, 32, 3)).astype(np.uint8)
-    yy, xx = np.mgrid[:32, :32]
-    cx, cy = rng.integers(10, 22, 2)
-    if kind == 0:
-        m = (abs(xx - cx) < 7) & (abs(yy - cy) < 7)
-    elif kind == 1:
-        m = (xx - cx) ** 2 + (yy - cy) ** 2 < 64
-    else:
-        m = (xx + rng.integers(0, 4)) % 6 < 3
-    img[m, kind] = 230
-    return img
-
-
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("shapes")
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 60), ("test", 20)):
-        for k, name in enumerate(["disc", "square", "stripes"]):
-            d = root / split / name
-            d.mkdir(parents=True)
-            for i in range(n):
-                Image.fromarray(_draw([1, 0, 2][k], rng)).save(d / f"{i}.png")
+    root = write_shapes(tmp_path_factory.mktemp("shapes"))
     (root / "train" / "disc" / "README.txt").write_text("not an image")
     (root / "train" / "square" / "bad.jpg").write_bytes(b"\xff\xd8 broken")
     return root

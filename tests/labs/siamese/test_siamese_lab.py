@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
+from helpers import write_people
 from vislab.core.config import load_config
 from vislab.core.data.images import DataError
 from vislab.labs.siamese import lab as S
@@ -132,20 +133,8 @@ def test_validation_metrics_score_all_pairs():
 # --------------------------------------------------------------------------- data
 
 
-def _write_people(root, people: dict[str, int], size=(40, 32), seed=0):
-    rng = np.random.default_rng(seed)
-    for k, (name, n) in enumerate(people.items()):
-        d = root / name
-        d.mkdir(parents=True)
-        for i in range(n):
-            base = np.full((size[0], size[1]), 30 + 20 * k, dtype=np.uint8)
-            arr = np.clip(base + rng.integers(0, 40, size), 0, 255).astype(np.uint8)
-            Image.fromarray(arr, "L").save(d / f"{i}.pgm")
-    return root
-
-
 def test_load_data_excludes_and_counts_bad_people_and_files(tmp_path):
-    root = _write_people(tmp_path / "faces", {f"p{k}": 4 for k in range(5)} | {"single": 1})
+    root = write_people(tmp_path / "faces", {f"p{k}": 4 for k in range(5)} | {"single": 1})
     (root / "empty").mkdir()
     (root / "p0" / "notes.txt").write_text("not an image")
     (root / "p1" / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
@@ -167,7 +156,7 @@ def test_load_data_excludes_and_counts_bad_people_and_files(tmp_path):
 
 
 def test_tuple_loader_redraws_and_mined_loader_has_m_per_person(tmp_path):
-    root = _write_people(tmp_path / "faces", {f"p{k}": 6 for k in range(12)})
+    root = write_people(tmp_path / "faces", {f"p{k}": 6 for k in range(12)})
     cfg = load_config(None, [f"data.root={root}", "data.image_size=[40,32]", f"data.cache_dir={tmp_path / 'c'}",
                              "train.batch_size=8"], model=SiameseRunConfig)
     data = S.load_data(cfg, progress=False)

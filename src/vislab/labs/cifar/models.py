@@ -2,6 +2,7 @@
 
     net = create_cifar_model("blocks:ABCDEABC")      # or mlp, cnn, cnn-bn, transfer:vgg16, fastnet, ...
     net(x) -> logits;  net.forward_features(x) -> (N, D);  net.stages(x) -> [(name, feature map), ...]
+    net(x) == net.forward_head(net.forward_features(x))   (timm's split; the ONNX export uses it)
 
 Families (`CIFAR_MODELS`, `vislab cifar models`):
 
@@ -83,8 +84,11 @@ class MLP(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
     def stages(self, x: torch.Tensor) -> Stages:
         """No conv stage: an empty list."""
@@ -112,8 +116,11 @@ class SimpleCNN(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x).flatten(1)
 
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
     def stages(self, x: torch.Tensor) -> Stages:
         out = []
@@ -241,8 +248,11 @@ class BlockNet(nn.Module):
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.blocks(self.stem(x)).mean((2, 3))
 
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(f))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(self.forward_features(x)))
+        return self.forward_head(self.forward_features(x))
 
     def stages(self, x: torch.Tensor) -> Stages:
         """The stem, then each block (after its pool, if any)."""
@@ -322,8 +332,11 @@ class VGGTransfer(TransferNet):
         """The 128-d input of the last linear layer."""
         return self.head(self.features(x))
 
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.drop(f))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.drop(self.forward_features(x)))
+        return self.forward_head(self.forward_features(x))
 
     def stages(self, x: torch.Tensor) -> Stages:
         """The output of each of the 5 VGG stages (after its max-pool)."""
@@ -363,8 +376,11 @@ class EfficientNetTransfer(TransferNet):
         """Pooled 1280-d backbone features."""
         return self.backbone(self.resize(x))
 
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.head(f)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+        return self.forward_head(self.forward_features(x))
 
     def stages(self, x: torch.Tensor) -> Stages:
         """Stem, each of the 7 stages, the head conv (at `input_size` resolution)."""
@@ -426,8 +442,11 @@ class FastNet(nn.Module):
         """Global max-pooled last block (widths[-1])."""
         return self.blocks(F.gelu(self.stem(x))).amax((2, 3))
 
+    def forward_head(self, f: torch.Tensor) -> torch.Tensor:
+        return self.fc(f) * self.scale
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.forward_features(x)) * self.scale
+        return self.forward_head(self.forward_features(x))
 
     def stages(self, x: torch.Tensor) -> Stages:
         x = F.gelu(self.stem(x))
