@@ -80,10 +80,24 @@ def start_server(checkpoint: Path, *flags: str, timeout: float = 120.0) -> Serve
 
 
 @pytest.fixture(scope="session")
+def catalog_index(tiny_ckpt, catalog, tmp_path_factory) -> Path:
+    """A similar-products index of the catalog (the readable photos), built with the tiny model."""
+    from vislab.core.checkpoint import read_meta
+    from vislab.labs.fashion.predict import Predictor
+    from vislab.product.index import build_index, model_info
+    from vislab.product.inputs import resolve_inputs
+    index = build_index(Predictor.load(tiny_ckpt), resolve_inputs([str(catalog)]), workers=0, progress=False,
+                        model_info=model_info(tiny_ckpt, read_meta(tiny_ckpt)))
+    return index.save(tmp_path_factory.mktemp("index") / "catalog.index")
+
+
+@pytest.fixture(scope="session")
 def live_server(request):
-    """`vislab serve` of the tiny model, or of VISLAB_SERVE_CKPT (a real model: the fuzz figures in the docs)."""
-    ckpt = os.environ.get("VISLAB_SERVE_CKPT") or request.getfixturevalue("tiny_ckpt")
-    server = start_server(ckpt)
+    """`vislab serve` of the tiny model with the catalog's index, or of VISLAB_SERVE_CKPT (a real model: the fuzz
+    figures in the docs) with VISLAB_SERVE_INDEX when set."""
+    ckpt = os.environ.get("VISLAB_SERVE_CKPT")
+    index = os.environ.get("VISLAB_SERVE_INDEX") if ckpt else str(request.getfixturevalue("catalog_index"))
+    server = start_server(ckpt or request.getfixturevalue("tiny_ckpt"), *(["--index", index] if index else []))
     yield server
     server.proc.terminate()
     try:

@@ -409,6 +409,21 @@ def error_examples(images, true: Sequence[str], pred: Sequence[str], path, title
     return grid(imgs, titles, path, title, ncols, "#c00000", 2.0)
 
 
+def cam_overlay(image, heat, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """A heat map (H, W) in [0, 1] blended over an image (CxHxW or HxWxC, uint8): HxWx3 uint8."""
+    import matplotlib.pyplot as plt
+    im = to_numpy(image)
+    if im.ndim == 3 and im.shape[0] in (1, 3) and im.shape[-1] not in (1, 3):
+        im = im.transpose(1, 2, 0)
+    if im.ndim == 2 or im.shape[-1] == 1:
+        im = np.repeat(im.reshape(im.shape[0], im.shape[1], 1), 3, axis=2)
+    h = np.clip(to_numpy(heat).astype(np.float32), 0, 1)
+    if h.shape != im.shape[:2]:
+        raise ValueError(f"heat map {h.shape} and image {im.shape[:2]} differ in size")
+    colour = plt.get_cmap(cmap)(h)[..., :3] * 255
+    return np.clip((1 - alpha) * im.astype(np.float32) + alpha * colour, 0, 255).astype(np.uint8)
+
+
 def image_grid(images, path, title: str = "", ncols: int = 8, labels: Sequence[str] | None = None) -> Path:
     """Generic image grid (samples, reconstructions, ...), optional per-image labels."""
     imgs = as_image_list(images)

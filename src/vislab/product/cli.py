@@ -12,13 +12,15 @@ from vislab.product.serve.settings import ServeSettings
 
 FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "max_pixels",
          "micro_batch": "micro_batch", "batch_wait_ms": "batch_wait_ms", "batch_size": "batch_size",
-         "threads": "threads", "top_k": "top_k", "precision": "precision", "backend": "backend"}
+         "threads": "threads", "top_k": "top_k", "precision": "precision", "backend": "backend", "index": "index"}
 
 
 @friendly
 @documented(ServeSettings, FLAGS, "vislab serve runs/fashion",
             "vislab serve runs/fashion --host 0.0.0.0 --port 8080 --threshold season=0.5",
-            none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)"})
+            "vislab serve runs/fashion --index catalog.index",
+            none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)",
+                  "index": "no similar-product search"})
 def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
                   metavar="MODEL", help="A fashion run folder (its best checkpoint), .safetensors or .onnx file.")],
               host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
@@ -45,6 +47,9 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
                                ] = None,
               threshold: Annotated[Optional[str], typer.Option(
                   metavar="T|TASK=T,...", help="Review thresholds replacing the checkpoint's.")] = None,
+              index: Annotated[Optional[Path], typer.Option(
+                  metavar="FILE", help="A catalog index built with this model: POST /v1/similar and the page's "
+                                       "similar-products strip.")] = None,
               log_level: Annotated[str, typer.Option(metavar="LEVEL", help="uvicorn's log level.")] = "info"):
     """Serve a fashion model: HTTP API (/v1/tag, /v1/tag/batch, /v1/model, /docs) and a web page at /."""
     from vislab.core.cli import build_config
@@ -54,7 +59,13 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     settings = build_config(ServeSettings, FLAGS, None, None, max_body_mb=max_body_mb, max_batch=max_batch,
                             max_pixels=max_pixels, micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                             batch_size=batch_size, threads=threads, top_k=top_k, precision=precision,
-                            backend=backend)
+                            backend=backend, index=str(index) if index is not None else None)
+    if index is not None:
+        from vislab.product.index import read_index
+        built = read_index(index)["model"]
+        if built.get("image_size") != list(meta["image_size"]) or built.get("backbone") != meta.get("backbone"):
+            fail(f"{index} was built by a {built.get('backbone')} model at {built.get('image_size')}; this one is "
+                 f"{meta.get('backbone')} at {list(meta['image_size'])}: build the index with the served model")
     if threshold is not None:
         settings.thresholds = parse_threshold(threshold, list(meta["encoders"]))
     try:

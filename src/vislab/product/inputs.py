@@ -16,6 +16,12 @@ class TagInput:
     """The image path as written to the output (the key `--resume` skips on)."""
     error: str = ""
     """Set when the input row names no image: the row is written with this error, never decoded."""
+    id: str = ""
+    """The product id: the CSV cell (e.g. Kaggle's 15970), else the file name without its extension."""
+
+    def __post_init__(self):
+        if not self.id:
+            self.id = Path(self.path).stem if not self.error else self.path
 
 
 def from_csv(csv: Path, image_col: str, image_dir: str | Path | None = None, image_ext: str = ".jpg") -> list[TagInput]:
@@ -40,7 +46,8 @@ def from_csv(csv: Path, image_col: str, image_dir: str | Path | None = None, ima
         p = Path(v).expanduser()
         if not p.suffix and image_ext:
             p = p.with_name(p.name + image_ext)
-        out.append(TagInput(str(p if p.is_absolute() else base / p)))
+        pid = str(int(v)) if isinstance(v, float) and v.is_integer() else str(v)
+        out.append(TagInput(str(p if p.is_absolute() else base / p), id=pid))
     if not out:
         raise DataError(f"{csv} has no rows")
     return out

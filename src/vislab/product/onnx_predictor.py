@@ -60,5 +60,14 @@ class OnnxPredictor:
         probs = {t: torch.from_numpy(o).float().softmax(-1) for t, o in zip(self.tasks, out)}
         return predictions(probs, self.encoders, self.thresholds, self.top_k, sources)
 
+    def embed_arrays(self, x, sources: Sequence[str] | None = None) -> tuple[np.ndarray, list[Prediction]]:
+        """(the graph's `embedding` output (N, D), predictions), from one run."""
+        x = np.ascontiguousarray(np.asarray(x, dtype=np.uint8))
+        if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
+            raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {x.shape}")
+        *out, emb = self.session.run([*self.tasks, "embedding"], {"image": x})
+        probs = {t: torch.from_numpy(o).float().softmax(-1) for t, o in zip(self.tasks, out)}
+        return emb.astype(np.float32), predictions(probs, self.encoders, self.thresholds, self.top_k, sources)
+
     predict_batch = Predictor.predict_batch
     predict = Predictor.predict

@@ -45,10 +45,12 @@ class DecodeDataset(Dataset):
 
 
 class TagBatches(Dataset):
-    """Item k: the rows of batch k of `inputs` (decoded and predicted where the item is fetched)."""
+    """Item k: the rows of batch k of `inputs` (decoded, then `fn(predictor, decoded, inputs)`, where the item
+    is fetched)."""
 
-    def __init__(self, inputs: list[TagInput], predictor, batch_size: int):
+    def __init__(self, inputs: list[TagInput], predictor, batch_size: int, fn=None):
         self.inputs, self.predictor, self.batch_size = inputs, predictor, batch_size
+        self.fn = fn or predict_items
         self.decode = DecodeDataset(inputs, predictor.image_size)
 
     def __len__(self) -> int:
@@ -56,7 +58,7 @@ class TagBatches(Dataset):
 
     def __getitem__(self, k: int) -> list[tuple[str, dict | None, str]]:
         idx = range(k * self.batch_size, min((k + 1) * self.batch_size, len(self.inputs)))
-        return predict_items(self.predictor, [self.decode[i] for i in idx], self.inputs)
+        return self.fn(self.predictor, [self.decode[i] for i in idx], self.inputs)
 
 
 def _one_thread(_worker_id: int) -> None:
@@ -90,19 +92,20 @@ def default_workers() -> int:
     return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def batches(inputs: list[TagInput], predictor, batch_size: int, workers: int):
-    """Lists of rows in input order. On a CPU each worker decodes and predicts its batches; on a GPU (which a
-    forked worker cannot use) or with ONNX Runtime (whose thread pools do not survive a fork) the workers
-    decode and this process predicts."""
+def batches(inputs: list[TagInput], predictor, batch_size: int, workers: int, fn=None):
+    """Lists of rows in input order (`fn`: what a decoded batch becomes, default `predict_items`). On a CPU each
+    worker decodes and predicts its batches; on a GPU (which a forked worker cannot use) or with ONNX Runtime
+    (whose thread pools do not survive a fork) the workers decode and this process predicts."""
+    fn = fn or predict_items
     if getattr(predictor, "predicts_in_workers", False):
-        yield from DataLoader(TagBatches(inputs, predictor, batch_size), batch_size=None, num_workers=workers,
+        yield from DataLoader(TagBatches(inputs, predictor, batch_size, fn), batch_size=None, num_workers=workers,
                               prefetch_factor=2 if workers else None,
                               worker_init_fn=_one_thread if workers else None)
         return
     decoded = DataLoader(DecodeDataset(inputs, predictor.image_size), batch_size=batch_size, num_workers=workers,
                          collate_fn=list, prefetch_factor=2 if workers else None)
     for batch in decoded:
-        yield predict_items(predictor, batch, inputs)
+        yield fn(predictor, batch, inputs)
 
 
 def predict_items(predictor, batch: list, inputs: list[TagInput]) -> list[tuple[str, dict | None, str]]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import write_shapes
 from vislab.core.config import load_config
@@ -59,6 +60,35 @@ def test_train_writes_metrics_report_and_insight_plots(shapes_run):
     html = (run_dir / "report.html").read_text()
     assert "t-SNE" in html and "Most confused pairs" in html and "Feature maps" in html
     assert len(json.loads((run_dir / "checkpoints" / "best.json").read_text())["classes"]) == 3
+
+
+def test_explain_peaks_on_the_only_content_and_beats_random_deletion(shapes_run, tmp_path):
+    """The classes differ by colour; an image whose only content is a red square is explained on the square,
+    and removing the most salient 20% of pixels costs more confidence than removing 20% at random."""
+    from PIL import Image
+
+    from vislab.core.augment import BatchAugment
+    from vislab.core.gradcam import GradCAM, deletion_test
+    run_dir, cfg = shapes_run
+    img = np.zeros((32, 32, 3), np.uint8)
+    img[2:12, 18:28, 0] = 230
+    Image.fromarray(img).save(tmp_path / "square.png")
+    res = run("cifar", "explain", run_dir, tmp_path / "square.png", "--out", tmp_path / "why.png")
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout.startswith("square (") and "gradcam at features.1" in res.stdout
+    assert (tmp_path / "why.png").is_file()
+    from vislab.labs.cifar.explain import explain
+    info = explain(run_dir, tmp_path / "square.png", label="square")["attributes"]["class"]
+    r, c = info["peak"][0] * 32, info["peak"][1] * 32
+    assert 0 <= r < 14 and 16 <= c < 30, info["peak"]  # on the square (8x8 map: 4-pixel cells)
+    res = run("cifar", "explain", run_dir, tmp_path / "square.png", "--class", "circle")
+    assert res.returncode == 2 and "is not a class label" in res.stderr
+    net, meta = cifar.load_model(run_dir / "checkpoints" / "best.safetensors")
+    data = cifar.load_data(cfg, progress=False)
+    norm = BatchAugment("none", meta["mean"], meta["std"]).eval()
+    m = deletion_test(GradCAM(net), torch.from_numpy(np.array(data.test.images)), norm, 0.2, fill=(40, 40, 40))
+    m = m["class"]
+    assert m["images"] == 60 and m["drop_salient"] > m["drop_random"] + 0.05, m
 
 
 def test_split_sizes_and_skipped_files(shapes, tmp_path):

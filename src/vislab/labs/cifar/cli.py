@@ -1,4 +1,4 @@
-"""`vislab cifar models | preview | train | evaluate | compare`.
+"""`vislab cifar models | preview | train | evaluate | compare | explain`.
 
 Flags and config (model specs included) are checked before the lab module (torch) is imported."""
 from __future__ import annotations
@@ -182,3 +182,34 @@ def cifar_compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
     from vislab.labs.cifar import lab as cifar
     out_dir = cifar.compare(cfg, specs, recipe, progress)
     console.print(f"comparison report: {out_dir / 'report.html'}")
+
+
+@app.command("explain")
+@friendly
+@documented(None, None, "vislab cifar explain runs/cifar-fast cat.png --out why.png",
+            "vislab cifar explain runs/cifar-fast cat.png --class dog --method gradcam++",
+            none={"label": "the predicted class", "out": "IMAGE's name + .explain.png"})
+def cifar_explain_cmd(checkpoint: Annotated[Path, typer.Argument(
+                          metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a checkpoint file.")],
+                      image: Annotated[Path, typer.Argument(metavar="IMAGE", help="The image to explain.")],
+                      label: Annotated[Optional[str], typer.Option(
+                          "--class", metavar="CLASS", help="Explain this class instead of the predicted one.")] = None,
+                      out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="FILE",
+                                                                  help="The PNG to write.")] = None,
+                      layer: Annotated[str, typer.Option(
+                          metavar="NAME", help="Target layer (a module name); auto: the deepest stage at least 5 "
+                                               "pixels on its short side.")] = "auto",
+                      method: Annotated[str, typer.Option(metavar="gradcam|gradcam++", help="Weighting.")
+                                        ] = "gradcam"):
+    """Grad-CAM heat map of one image for its predicted (or a chosen) class."""
+    from vislab.core.cli import choice
+    from vislab.core.explain import resolve_targets
+    choice(method, ["gradcam", "gradcam++"], "--method")
+    path, meta = checkpoint_arg(checkpoint, "cifar", "CIFAR")
+    require_path(image, "IMAGE", "file")
+    resolve_targets({"class": meta.get("classes", [])}, "class", label)
+    from vislab.labs.cifar.explain import explain
+    info = explain(path, image, label, out or image.with_name(image.stem + ".explain.png"), layer, method)
+    v = info["attributes"]["class"]
+    console.print(f"{v['label']} ({v['confidence']:.2f})" + ("" if v["predicted"] else "  (asked for)")
+                  + f"; {method} at {info['layer']}: wrote {info['grid']}")

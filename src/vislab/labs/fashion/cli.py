@@ -1,4 +1,4 @@
-"""`vislab fashion eda | train | evaluate | compare | predict` and `vislab demo`.
+"""`vislab fashion eda | train | evaluate | compare | predict | tag | calibrate | explain` and `vislab demo`.
 
 Every command checks its flags and config before it imports torch or reads data; the lab module (torch,
 timm, Fabric) is imported only once the input is known to be good."""
@@ -337,6 +337,40 @@ def calibrate_cmd(checkpoint: CheckpointArg,
     console.print(f"thresholds stored in {path}")
 
 
+@app.command("explain")
+@friendly
+@documented(None, None, "vislab fashion explain runs/fashion shirt.jpg --out why.png",
+            "vislab fashion explain runs/fashion shirt.jpg --task baseColour --class 'Navy Blue' --method gradcam++",
+            none={"task": "every attribute", "label": "the predicted label", "out": "IMAGE's name + .explain.png"})
+def explain_cmd(checkpoint: CheckpointArg,
+                image: Annotated[Path, typer.Argument(metavar="IMAGE", help="The photo to explain.")],
+                task: Annotated[Optional[str], typer.Option(metavar="TASK", help="Only this attribute.")] = None,
+                label: Annotated[Optional[str], typer.Option(
+                    "--class", metavar="LABEL", help="Explain this label of --task instead of the predicted one.")
+                ] = None,
+                out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="FILE",
+                                                            help="The PNG grid to write.")] = None,
+                layer: Annotated[str, typer.Option(
+                    metavar="NAME", help="Target layer (a module name, e.g. backbone.blocks.4); auto: the deepest "
+                                         "stage at least 5 pixels on its short side.")] = "auto",
+                method: Annotated[str, typer.Option(metavar="gradcam|gradcam++", help="Weighting.")] = "gradcam",
+                as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False):
+    """Grad-CAM heat maps of one photo, one per attribute, for the predicted (or a chosen) label."""
+    choice(method, ["gradcam", "gradcam++"], "--method")
+    path, meta = checkpoint_arg(checkpoint, "fashion")
+    require_path(image, "IMAGE", "file")
+    from vislab.labs.fashion.explain import explain, resolve_targets
+    resolve_targets(meta.get("encoders", {}), task, label)  # a wrong --task/--class fails before the model loads
+    out = out or image.with_name(image.stem + ".explain.png")
+    info = explain(path, image, task, label, out, layer, method)
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    for t, v in info["attributes"].items():
+        console.print(f"{t}: {v['label']} ({v['confidence']:.2f})" + ("" if v["predicted"] else "  (asked for)"))
+    console.print(f"{method} at {info['layer']}: wrote {info['grid']}")
+
+
 @friendly
 @documented(None, None, "vislab demo", "vislab demo --out /tmp/runs --no-progress")
 def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for runs.")] = "runs",
@@ -366,3 +400,6 @@ def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for
                   f"{run_dir / 'tags.csv'}")
     console.print(f"\n[bold green]demo done.[/bold green] report: {run_dir / 'report.html'}\n"
                   f"next: vislab serve {run_dir}   (API and web page at http://127.0.0.1:8000/)")
+
+
+from vislab.labs.fashion import cli_search  # noqa: E402,F401  (registers `index` and `similar` on this app)

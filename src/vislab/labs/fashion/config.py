@@ -3,7 +3,7 @@ tuned recipes. Packaged YAMLs: `-c fashion/default` (the Kaggle data), `-c fashi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -97,6 +97,20 @@ class FashionReviewConfig(Strict):
         return v
 
 
+class FashionExplainConfig(Strict):
+    layer: str = "auto"
+    """Grad-CAM target layer: a module name (e.g. backbone.blocks.4), or auto: the deepest stage whose map is at
+    least 5 pixels on its short side (Lite0 at 96x72: the last stride-16 stage)."""
+    method: Literal["gradcam", "gradcam++"] = "gradcam"
+    """How the gradients weigh the layer's channels."""
+    report_images: int = Field(256, ge=0)
+    """Scored images the report's deletion test runs on (0: no test)."""
+    deletion_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+    """Share of pixels the deletion test removes (the most salient, or as many at random)."""
+    error_maps: int = Field(12, ge=0)
+    """Error examples shown with their heat map in the report."""
+
+
 class FashionRunConfig(Strict):
     lab: ClassVar[str] = LAB
     name: str = "fashion"
@@ -108,6 +122,8 @@ class FashionRunConfig(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     review: FashionReviewConfig = Field(default_factory=FashionReviewConfig)
     """Which predictions need a person's review (`vislab fashion tag`, `vislab serve`)."""
+    explain: FashionExplainConfig = Field(default_factory=FashionExplainConfig)
+    """Heat maps (`vislab fashion explain`, the report's error examples and deletion test)."""
 
     @model_validator(mode="after")
     def _weights_name_tasks(self):

@@ -262,9 +262,25 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     _print_metrics(console, metrics, baselines, f"metrics on {scope}")
     out["review"] = ckpt.read_meta(path).get("review")
+    out["explain"] = deletion_on(path, prepared, rows, cfg)
+    if out["explain"]:
+        (run_dir / "metrics.json").write_text(json.dumps({k: v for k, v in out.items() if k != "review"}, indent=2))
     out["report"] = str(write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds,
-                                         scope=scope, steps_dir=steps_dir, review=out["review"]))
+                                         scope=scope, steps_dir=steps_dir, review=out["review"], checkpoint=path,
+                                         deletion=out["explain"]))
     return out
+
+
+def deletion_on(path: Path, prepared: Prepared, rows: np.ndarray, cfg: FashionRunConfig) -> dict:
+    """The deletion test of the heat maps on `explain.report_images` scored images (seeded draw); {} when off."""
+    ec = cfg.explain
+    n = min(ec.report_images, len(rows))
+    if not n:
+        return {}
+    from vislab.labs.fashion.explain import deletion_check
+    pick = np.sort(np.random.default_rng(0).choice(rows, n, replace=False))
+    net, meta = load_model(path)
+    return deletion_check(net, meta, np.asarray(prepared.images[pick]), ec.deletion_fraction, ec.layer, ec.method)
 
 
 def _print_metrics(console, metrics: dict, baselines: dict, title: str) -> None:
@@ -311,10 +327,39 @@ def _error_captions(enc: dict, targets: np.ndarray, preds: np.ndarray, conf: np.
     return out
 
 
+def error_section(wrong_rows, rows, prepared: Prepared, enc: dict, targets, preds, conf, fig: Path,
+                  cfg: FashionRunConfig, checkpoint: Path | None) -> Section:
+    """The first misclassified images, each beside the heat map of its first wrong attribute's prediction
+    (`explain.error_maps` of them), then more without."""
+    from vislab.core.report import Figure
+    tasks = list(enc)
+    n_maps = min(cfg.explain.error_maps, len(wrong_rows)) if checkpoint is not None else 0
+    shown = wrong_rows[:24 if not n_maps else n_maps]
+    images = np.asarray(prepared.images[rows[shown]]) if len(shown) else np.zeros((0, 3, 8, 8), np.uint8)
+    captions = _error_captions(enc, targets, preds, conf, shown)
+    note = "Each image lists its wrong attributes as task: true -> predicted, with the model's confidence in its "
+    note += "prediction."
+    if n_maps:
+        from vislab.labs.fashion.explain import error_maps
+        first_wrong = [tasks[next(j for j in range(len(tasks)) if targets[i, j] >= 0 and preds[i, j] != targets[i, j])]
+                       for i in shown]
+        net, meta = load_model(checkpoint)
+        maps = error_maps(net, meta, images, first_wrong, cfg.explain.layer)
+        images = [im for pair in zip(list(images), maps) for im in pair]
+        captions = [c for pair in zip(captions, [f"{cfg.explain.method}: {t}\n"
+                                                 f"{plots.short(enc[t][preds[i, tasks.index(t)]], 18)}"
+                                                 for i, t in zip(shown, first_wrong)]) for c in pair]
+        note += (" Beside each, the heat map of its first wrong attribute's prediction: where the model looked "
+                 "when it chose the wrong label.")
+    err = plots.error_examples(images, [], [], fig / "errors.png", "", ncols=6 if n_maps else 4, captions=captions)
+    return Section("Error examples", f"{len(wrong_rows)} of {len(rows)} scored images have at least one wrong "
+                   f"attribute; the first {len(shown)} are shown.", images=[Figure(err, note, "wide")])
+
+
 def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, metrics: dict, raw: dict,
                      rows: np.ndarray, baselines: dict, history: list[dict] | None, seconds: float | None,
                      scope: str = "the test split", steps_dir: Path | None = None,
-                     review: dict | None = None) -> Path:
+                     review: dict | None = None, checkpoint: Path | None = None, deletion: dict | None = None) -> Path:
     """The run report, what matters first: the summary card, per-class tables, curves, confusion, ROC, errors,
     the data, the hyperparameters that ran. `steps_dir` holds the training run's steps.csv (default run_dir)."""
     from vislab.core.metrics import per_class_report
@@ -368,17 +413,13 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
                             "corner." if roc_small else "One-vs-rest, with the micro average over classes.",
                             images=roc_imgs))
     wrong_rows = np.flatnonzero((known & (preds != targets)).any(1))
-    shown = wrong_rows[:24]
-    err = plots.error_examples(np.asarray(prepared.images[rows[shown]]) if len(shown)
-                               else np.zeros((0, 3, 8, 8), np.uint8), [], [], fig / "errors.png",
-                               "", ncols=4, captions=_error_captions(enc, targets, preds, conf, shown))
     if review:
         from vislab.labs.fashion.review_report import review_section
         sections.append(review_section(review, probs, targets, tasks, fig, scope))
-    sections.append(Section("Error examples", f"{len(wrong_rows)} of {len(rows)} scored images have at least one "
-                            "wrong attribute; the first 24 are shown.", images=[Figure(
-                                err, "Each image lists its wrong attributes as task: true -> predicted, with the "
-                                "model's confidence in its prediction.", "wide")]))
+    sections.append(error_section(wrong_rows, rows, prepared, enc, targets, preds, conf, fig, cfg, checkpoint))
+    if deletion:
+        from vislab.labs.fashion.explain import deletion_section
+        sections.append(deletion_section(deletion, cfg.explain))
     counts = class_counts(prepared)
     colour = next((s for s in prepared.steps if s.table), None)
     data_tables = [Table(["step", "removed", "remaining", "detail"], prepared.summary_rows()),

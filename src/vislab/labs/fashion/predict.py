@@ -196,6 +196,20 @@ class Predictor:
     def predict(self, image) -> Prediction:
         return self.predict_batch([image])[0]
 
+    @torch.inference_mode()
+    def embed_arrays(self, x: torch.Tensor | np.ndarray, sources: Sequence[str] | None = None
+                     ) -> tuple[np.ndarray, list[Prediction]]:
+        """(pooled backbone features (N, D) float32, predictions) of decoded images, from one forward pass."""
+        x = torch.as_tensor(x)
+        if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
+            raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {tuple(x.shape)}")
+        x = self.transform(x.to(self.device)).to(self.dtype).contiguous(memory_format=torch.channels_last)
+        f = self.net.forward_features(x)
+        logits = self.net.forward_heads(f)
+        preds = predictions({t: v.float().softmax(-1) for t, v in logits.items()}, self.encoders, self.thresholds,
+                            self.top_k, sources)
+        return f.float().cpu().numpy(), preds
+
 
 def latency(predictor: Predictor, image, runs: int = 50, warmup: int = 5) -> dict[str, float]:
     """Single-image latency percentiles (ms), preprocessing included."""

@@ -3,6 +3,7 @@
     GET  /             the web page          GET /healthz  alive
     POST /v1/tag       one image             GET /readyz   200 once the model is loaded and warmed up
     POST /v1/tag/batch up to max_batch       GET /v1/model lab, backbone, classes, thresholds, metrics
+    POST /v1/similar   the most similar catalog products (with --index), GET /v1/catalog/{row}/image
     GET  /docs         OpenAPI
 
 The model loads in a background thread when the app starts, so /healthz answers at once and /readyz
@@ -19,7 +20,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
-from fastapi import FastAPI, File, Request, UploadFile
+from fastapi import FastAPI, File, Query, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -29,7 +30,7 @@ from vislab.core import checkpoint as ckpt
 from vislab.labs.fashion.review import resolve as resolve_thresholds
 from vislab.product.serve.batcher import MicroBatcher
 from vislab.product.serve.limits import BodyLimit, RequestError, check_part_type, decode
-from vislab.product.serve.schemas import BatchTags, ItemError, ModelInfo, Problem, Tags
+from vislab.product.serve.schemas import BatchTags, ItemError, ModelInfo, Problem, Similar, Tags
 from vislab.product.serve.settings import ServeSettings
 
 STATIC = Path(__file__).parent / "static"
@@ -49,6 +50,7 @@ class Model:
         self.meta = model_meta(path)[1]
         self.image_size = tuple(self.meta["image_size"])
         self.predictor = None
+        self.index = None
         self.ready = threading.Event()
         self.failed: str | None = None
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="vislab-infer")
@@ -64,9 +66,12 @@ class Model:
             self.predictor = load_predictor(self.path, self.settings.backend,
                                             thresholds=self.settings.thresholds or None,
                                             top_k=self.settings.top_k, precision=self.settings.precision, **kw)
+            if self.settings.index:
+                from vislab.product.index import CatalogIndex
+                self.index = CatalogIndex.load(self.settings.index)
             blank = np.full((min(4, self.settings.batch_size), 3, *self.image_size), 255, np.uint8)
             for n in (1, len(blank)):  # warm-up: the first batches of a size are slow
-                self.predictor.predict_arrays(blank[:n])
+                self.predict(blank[:n])
             self.ready.set()
         except Exception as e:  # noqa: BLE001  /readyz reports it; the process stays up to say so
             self.failed = f"{type(e).__name__}: {e}"
@@ -76,7 +81,12 @@ class Model:
         return self.settings.backend == "onnx" or self.path.suffix.lower() == ".onnx"
 
     def predict(self, x: np.ndarray) -> list:
-        return self.predictor.predict_arrays(x)
+        """[(prediction, embedding in the index's space or None)] per image: with an index, one forward pass
+        gives both."""
+        if self.index is None:
+            return [(p, None) for p in self.predictor.predict_arrays(x)]
+        feats, preds = self.predictor.embed_arrays(x)
+        return list(zip(preds, self.index.project(feats)))
 
 
 def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) -> FastAPI:
@@ -150,13 +160,15 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
                 "metrics": _run_metrics(path), "version": {"vislab": __version__, **meta.get("versions", {})},
                 "limits": {"max_body_bytes": int(settings.max_body_mb * 2**20), "max_batch": settings.max_batch,
                            "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch},
-                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch"}
+                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch",
+                "similar": None if model.index is None else {"items": len(model.index),
+                                                             "dim": int(model.index.embeddings.shape[1])}}
 
     @app.post("/v1/tag", response_model=Tags, responses=ERRORS, summary="Tag one image")
     async def tag_one(file: UploadFile = File(..., description="A product photo (JPEG, PNG, WebP, ...)")):
         require_ready()
         x = await decode_upload(file)
-        (pred,) = await batcher.submit([x])
+        ((pred, _),) = await batcher.submit([x])
         return tags(pred, file.filename or "upload")
 
     @app.post("/v1/tag/batch", response_model=BatchTags, responses=ERRORS, summary="Tag several images")
@@ -173,9 +185,34 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
         ok = [d for d in decoded if not isinstance(d, BaseException)]
         preds = iter(await batcher.submit(ok))
         results = [ItemError(filename=f.filename or "upload", status=d.status, error=d.detail).model_dump()
-                   if isinstance(d, RequestError) else tags(next(preds), f.filename or "upload")
+                   if isinstance(d, RequestError) else tags(next(preds)[0], f.filename or "upload")
                    for f, d in zip(files, decoded)]
         return {"results": results}
+
+    @app.post("/v1/similar", response_model=Similar, responses=ERRORS | {404: {"model": Problem}},
+              summary="The most similar catalog products to one image (needs --index)")
+    async def similar(file: UploadFile = File(..., description="A product photo"),
+                      k: int = Query(10, ge=1, le=100, description="How many products")):
+        require_ready()
+        if model.index is None:
+            raise RequestError(404, "this service runs without a catalog index: start it with "
+                                    "`vislab serve MODEL --index catalog.index`")
+        x = await decode_upload(file)
+        ((pred, emb),) = await batcher.submit([x])
+        (hits,) = model.index.search(emb[None], k)
+        return {"filename": file.filename or "upload", "tags": tags(pred, file.filename or "upload"),
+                "matches": [{"rank": h.rank, "id": h.id, "score": h.score, "labels": h.labels,
+                             "image": f"/v1/catalog/{h.row}/image"} for h in hits]}
+
+    @app.get("/v1/catalog/{row}/image", summary="A catalog image of the index", responses={404: {"model": Problem}})
+    async def catalog_image(row: int):
+        if model.index is None or not 0 <= row < len(model.index):
+            raise RequestError(404, f"no catalog item {row}")
+        f = Path(model.index.paths[row])
+        if not f.is_file():
+            raise RequestError(404, f"the image of catalog item {row} ({model.index.ids[row]}) is not on this "
+                                    "machine any more")
+        return FileResponse(f)
 
     @app.get("/", include_in_schema=False)
     async def page():

@@ -50,6 +50,22 @@ class ModelInfo(BaseModel):
     limits: dict[str, Any]
     precision: str = Field(description="Inference precision: 32 or bf16")
     backend: str = Field(description="Inference backend: torch or onnx")
+    similar: dict[str, Any] | None = Field(description="The catalog index behind /v1/similar (items, dim), or "
+                                                       "null when the service runs without one")
+
+
+class Match(BaseModel):
+    rank: int
+    id: str = Field(description="The product id (CSV id column, or the file name without extension)")
+    score: float = Field(description="Cosine similarity of the embeddings, -1..1")
+    labels: dict[str, str] = Field(description="The model's labels of the catalog item")
+    image: str = Field(description="URL of the catalog image on this service")
+
+
+class Similar(BaseModel):
+    filename: str
+    matches: list[Match]
+    tags: Tags
 
 
 class Problem(BaseModel):

@@ -32,3 +32,6 @@ class ServeSettings(Strict):
     """Labels returned per attribute."""
     thresholds: dict[str, float] = Field(default_factory=dict)
     """Review thresholds replacing the checkpoint's, per attribute."""
+    index: str | None = None
+    """A catalog index (`vislab fashion index`) built with this model: enables POST /v1/similar and the page's
+    similar-products strip."""

@@ -2,13 +2,17 @@
  * Plain browser JS, no dependencies. Talks to the same-origin API:
  *   GET  /v1/model  -> model info (backbone, tasks, thresholds, version, limits)
  *   POST /v1/tag    -> one photo (multipart field "file") -> caption + attributes
+ *   POST /v1/similar?k=K -> the same, plus the K most similar catalog products (when the model info says
+ *                       `similar` is set, i.e. the service runs with a catalog index); used instead of /v1/tag
  */
 (function () {
   "use strict";
 
   var API_MODEL = "/v1/model";
   var API_TAG = "/v1/tag";
+  var API_SIMILAR = "/v1/similar";
   var API_READY = "/readyz";
+  var SIMILAR_K = 8;
   var DEFAULT_CONCURRENCY = 32;
 
   var HTTP_STATUS_TEXT = {
@@ -168,6 +172,13 @@
     els.modelBackbone.textContent = m.backbone || "unknown backbone";
     els.modelTasks.textContent = plural(names.length, "task");
     els.modelVersion.textContent = version.vislab ? "vislab " + version.vislab : "vislab";
+    var similar = similarInfo(m);
+    els.modelSimilar.hidden = !similar;
+    if (similar) {
+      els.modelSimilar.textContent = "similar products: " + similar.items + " in the catalog";
+      els.modelSimilar.title = "Each photo is also matched against the " + plural(similar.items, "catalog product") +
+        (similar.dim ? " (" + similar.dim + "-d embeddings, cosine similarity)" : "");
+    }
     var title = [];
     if (m.checkpoint) title.push("checkpoint " + m.checkpoint);
     if (Array.isArray(m.image_size)) title.push("input " + m.image_size.join("×"));
@@ -188,7 +199,8 @@
     var meta = [
       ["Lab", m.lab], ["Backbone", m.backbone], ["Checkpoint", m.checkpoint],
       ["Input size", Array.isArray(m.image_size) ? m.image_size.join(" × ") : null],
-      ["vislab", version.vislab], ["torch", version.torch]
+      ["vislab", version.vislab], ["torch", version.torch],
+      ["Similar products", similar ? plural(similar.items, "product") + " in the catalog" : null]
     ];
     els.modelMeta.textContent = "";
     meta.forEach(function (kv) {
@@ -239,6 +251,17 @@
     els.modelDetails.hidden = names.length === 0;
   }
 
+  /** The catalog index the service searches ({items, dim}), or null when it runs without one. */
+  function similarInfo(m) {
+    var s = m && m.similar;
+    return s && typeof s === "object" && Number(s.items) > 0 ? { items: Number(s.items), dim: s.dim } : null;
+  }
+
+  /** Where a new photo goes: /v1/similar (tags and matches in one request) when there is an index, else /v1/tag. */
+  function endpoint() {
+    return similarInfo(state.model) ? API_SIMILAR + "?k=" + SIMILAR_K : API_TAG;
+  }
+
   // ---------- cards ----------
 
   function createCard(file) {
@@ -280,6 +303,7 @@
     card.querySelector(".error").hidden = true;
     card.querySelector(".badge.review").hidden = true;
     card.querySelector(".attrs").textContent = "";
+    clearSimilar(card);
     card.querySelector("button.copy").disabled = true;
     card.querySelector("button.copy").hidden = false;
     card.querySelector("button.retry").hidden = true;
@@ -362,6 +386,75 @@
     return row;
   }
 
+  function clearSimilar(card) {
+    var box = card.querySelector(".similar");
+    box.hidden = true;
+    delete box.dataset.count;
+    box.querySelector(".similar-row").textContent = "";
+    box.querySelector(".similar-empty").hidden = true;
+  }
+
+  /** The "Similar products" strip under the attributes: one thumbnail per catalog match, best first. */
+  function renderSimilar(card, matches) {
+    var box = card.querySelector(".similar");
+    var row = box.querySelector(".similar-row");
+    var list = Array.isArray(matches) ? matches.filter(function (x) { return x && typeof x === "object"; }) : [];
+    row.textContent = "";
+    list.forEach(function (match) { row.append(renderMatch(match)); });
+    box.dataset.count = String(list.length);
+    box.querySelector(".similar-count").textContent = list.length ? String(list.length) : "";
+    row.hidden = !list.length;
+    row.setAttribute("aria-label", "Similar products to " + card.dataset.filename);
+    box.querySelector(".similar-empty").hidden = list.length > 0;
+    box.hidden = false;
+  }
+
+  function matchLabel(labels) {
+    labels = labels && typeof labels === "object" ? labels : {};
+    if (labels.articleType != null && labels.articleType !== "") return String(labels.articleType);
+    var first = Object.keys(labels)[0];
+    return first == null || labels[first] == null ? "" : String(labels[first]);
+  }
+
+  function renderMatch(match) {
+    var fig = els.matchTpl.content.firstElementChild.cloneNode(true);
+    var id = match.id == null ? "" : String(match.id);
+    var score = Number(match.score);
+    var label = matchLabel(match.labels);
+    fig.dataset.id = id;
+    fig.dataset.score = String(match.score);
+
+    var img = fig.querySelector("img");
+    var fallback = fig.querySelector(".match-fallback");
+    img.alt = (label ? label + " " : "Product ") + id;
+    img.addEventListener("error", function () {
+      img.hidden = true;
+      fallback.hidden = false;
+    });
+    var link = fig.querySelector(".match-link");
+    if (typeof match.image === "string" && match.image) {
+      img.src = match.image;
+      link.href = match.image;
+    } else {
+      img.hidden = true;
+      fallback.hidden = false;
+    }
+
+    var scoreEl = fig.querySelector(".match-score");
+    scoreEl.textContent = isFinite(score) ? score.toFixed(2) : "–";
+    fig.querySelector(".match-label").textContent = label || "–";
+    fig.querySelector(".match-id").textContent = id;
+
+    var labels = match.labels && typeof match.labels === "object" ? match.labels : {};
+    var desc = [(match.rank != null ? "#" + match.rank + " " : "") + id,
+      "similarity " + scoreEl.textContent];
+    Object.keys(labels).forEach(function (t) { desc.push(t + ": " + labels[t]); });
+    fig.title = desc.join("\n");
+    link.setAttribute("aria-label", (label ? label + ", " : "") + id + ", similarity " + scoreEl.textContent +
+      " (opens the catalog image)");
+    return fig;
+  }
+
   function renderError(card, message) {
     card.dataset.state = "error";
     card.removeAttribute("aria-busy");
@@ -370,6 +463,7 @@
     card.querySelector(".caption").hidden = true;
     card.querySelector(".badge.review").hidden = true;
     card.querySelector(".attrs").textContent = "";
+    clearSimilar(card);
     var err = card.querySelector(".error");
     var name = card.dataset.filename;
     var text = String(message);
@@ -383,6 +477,8 @@
   // ---------- upload ----------
 
   function tagFile(card) {
+    if (!card._endpoint) card._endpoint = endpoint(); // a retry re-sends where the first try went
+    var similar = card._endpoint !== API_TAG;
     setPending(card);
     updateSummary();
     var ctrl = new AbortController();
@@ -390,12 +486,21 @@
     var body = new FormData();
     body.append("file", card._file, card._file.name);
 
-    return fetch(API_TAG, { method: "POST", body: body, signal: ctrl.signal, headers: { Accept: "application/json" } })
+    return fetch(card._endpoint, { method: "POST", body: body, signal: ctrl.signal,
+      headers: { Accept: "application/json" } })
       .then(function (res) {
         if (!res.ok) return errorMessage(res).then(function (m) { throw new TagError(m); });
         return res.json().catch(function () { throw new TagError("the server sent an unreadable answer"); });
       })
-      .then(function (answer) { renderDone(card, answer); })
+      .then(function (answer) {
+        if (!similar) { renderDone(card, answer); return; }
+        // /v1/similar: {filename, tags: <the /v1/tag answer>, matches: [...]}; the card shows (and copies) the tags.
+        if (!answer || typeof answer !== "object" || !answer.tags || typeof answer.tags !== "object") {
+          throw new TagError("the server sent an unreadable answer");
+        }
+        renderDone(card, answer.tags);
+        renderSimilar(card, answer.matches);
+      })
       .catch(function (err) {
         if (err && err.name === "AbortError") return;
         var msg = err instanceof TagError ? err.message : networkErrorText(card._file);
@@ -555,12 +660,14 @@
     els.modelBackbone = $("model-backbone");
     els.modelTasks = $("model-tasks");
     els.modelVersion = $("model-version");
+    els.modelSimilar = $("model-similar");
     els.modelDetails = $("model-details");
     els.modelMeta = $("model-meta");
     els.metricsNote = $("model-metrics-note");
     els.tasksTable = $("model-tasks-table");
     els.cardTpl = $("card-template");
     els.attrTpl = $("attr-template");
+    els.matchTpl = $("match-template");
 
     els.input.addEventListener("change", function () {
       var files = Array.prototype.slice.call(els.input.files || []);
