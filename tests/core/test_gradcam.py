@@ -116,13 +116,13 @@ def test_deletion_removes_what_the_model_uses():
 
 def test_agrees_with_the_grad_cam_library():
     """Development cross-check (pip install grad-cam): the same maps as pytorch-grad-cam's GradCAM and
-    GradCAMPlusPlus on a real backbone."""
+    GradCAMPlusPlus on the ImageNet-weighted Lite0 (random weights give maps that are almost all zero)."""
     lib = pytest.importorskip("pytorch_grad_cam")
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
     from vislab.core.models import create_backbone
     torch.manual_seed(0)
-    net = create_backbone("tf_efficientnet_lite0", pretrained=False, num_classes=7).eval()
+    net = create_backbone("tf_efficientnet_lite0", pretrained=True, num_classes=7).eval()
     x = torch.randn(3, 3, 96, 72)
     for mine, theirs in (("gradcam", lib.GradCAM), ("gradcam++", lib.GradCAMPlusPlus)):
         ours = GradCAM(net, "blocks.4", mine)(x, {"class": [1, 4, 6]})["class"].maps.numpy()
@@ -131,4 +131,4 @@ def test_agrees_with_the_grad_cam_library():
         for a, b in zip(ours, ref):
             # the library resizes with OpenCV and rescales min..max; compare shapes of the maps
             a = (a - a.min()) / max(a.max() - a.min(), 1e-9)
-            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.95
+            assert np.corrcoef(a.ravel(), b.ravel())[0, 1] > 0.999

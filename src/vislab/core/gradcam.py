@@ -156,11 +156,11 @@ class GradCAM:
     def _map(self, a: torch.Tensor, g: torch.Tensor, size) -> torch.Tensor:
         if self.method == "gradcam":
             w = g.mean((2, 3), keepdim=True)
-        else:  # Grad-CAM++
+        else:  # Grad-CAM++; 1e-6 in the denominator, as the grad-cam package has it (tiny gradients otherwise
+            # make alpha 1/2 everywhere and the weights plain sums of positive gradients)
             g2, g3 = g.pow(2), g.pow(3)
-            denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3
-            alpha = torch.where(g != 0, g2 / torch.where(denom != 0, denom, torch.ones_like(denom)),
-                                torch.zeros_like(g))
+            denom = 2 * g2 + a.sum((2, 3), keepdim=True) * g3 + 1e-6
+            alpha = torch.where(g != 0, g2 / denom, torch.zeros_like(g))
             w = (alpha * g.clamp_min(0)).sum((2, 3), keepdim=True)
         cam = (w * a).sum(1, keepdim=True).clamp_min(0)
         cam = F.interpolate(cam, size=tuple(size), mode="bilinear", align_corners=False)[:, 0]

@@ -91,8 +91,14 @@ def create_backbone(name: str, pretrained: bool = True, num_classes: int = 0, **
         full = timm.create_model(name, pretrained=False, **kwargs)  # with the 1000-class head
         sd = offline_state_dict(name, full)
         if sd is not None:
-            keep = model.state_dict().keys()
-            model.load_state_dict({k: v for k, v in sd.items() if k in keep}, strict=True)
+            own = model.state_dict()  # a head of another size (num_classes) starts fresh, as timm's own does
+            load = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+            fresh = set(own) - set(load)
+            head = model.get_classifier() if hasattr(model, "get_classifier") else None
+            head_keys = {f"{n}.{p}" for n, m in model.named_modules() if m is head for p, _ in m.named_parameters()}
+            if fresh - head_keys:
+                raise RuntimeError(f"offline weights of {name} lack {sorted(fresh - head_keys)[:3]}")
+            model.load_state_dict(load, strict=False)
             model.pretrained_source = OFFLINE_WEIGHTS[base][2]
             return model
     try:
