@@ -56,6 +56,17 @@ def test_train_writes_checkpoints_logs_and_report(tiny_run):
     assert (run_dir / "report.md").is_file()
 
 
+def test_metrics_carry_bootstrap_intervals(tiny_run):
+    run_dir, cfg = tiny_run
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert set(m["intervals"]) == {*cfg.data.label_cols, "average"} and m["tta"] is False
+    for t, iv in m["intervals"].items():
+        for k in ("accuracy", "f1"):
+            lo, hi = iv[k]
+            assert 0 <= lo <= m["metrics"][t][k] + 1e-9 and m["metrics"][t][k] <= hi + 1e-9 <= 1 + 1e-9, (t, k)
+    assert "accuracy, 95% interval" in (run_dir / "report.html").read_text()
+
+
 def test_steps_csv_holds_every_step_on_the_history_scale(tiny_run):
     """steps.csv: one row per optimizer step; an epoch's mean step loss is that epoch's train_loss (the same
     quantity: the mean over tasks, equal batches)."""
@@ -132,10 +143,12 @@ def test_tiny_model_learns_the_easy_synthetic_tasks(tiny_run):
                                                                                m["majority_baseline"][t])
 
 
-def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path):
+@pytest.mark.parametrize("ema", [None, 0.9])
+def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path, ema):
     """Kill a run (SIGKILL) after its first epoch checkpoint; --resume ends with the same weights
-    as an uninterrupted run."""
-    ov = tiny_overrides(synthetic_root, tmp_path, **{"train.epochs": 3, "train.deterministic": "true"})
+    as an uninterrupted run (with EMA: the raw weights and their average both restored)."""
+    extra = {"train.ema_decay": ema} if ema else {}
+    ov = tiny_overrides(synthetic_root, tmp_path, **{"train.epochs": 3, "train.deterministic": "true", **extra})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = subprocess.run(CLI + ["fashion", "train", "--name", "straight", "--no-progress"] + ov,
                               env=env, capture_output=True, text=True, timeout=600)
@@ -325,6 +338,48 @@ def test_onecycle_survives_runs_of_a_few_steps(steps):
     assert lrs[0] < 0.1 and all(0 < lr <= 0.1 + 1e-9 for lr in lrs)
     if steps >= 5:
         assert max(lrs) > 0.08 and lrs[-1] < 0.01 * 0.1  # up to (about) the peak, down to the floor
+
+
+def test_ema_weights_are_what_validation_and_checkpoints_see(synthetic_root, tmp_path):
+    """train.ema_decay: the best/last checkpoints hold the averaged weights (not the raw ones kept for resume),
+    and the history's validation loss is that of the saved best checkpoint."""
+    cfg = load_config(None, tiny_overrides(synthetic_root, tmp_path, name="ema",
+                                           **{"train.epochs": 2, "train.ema_decay": 0.8}))
+    run_dir = fashion.train(cfg, progress=False, report=False)
+    state = ckpt.load_state(run_dir / "checkpoints" / "last.state.pt")
+    last = load_file(run_dir / "checkpoints" / "last.safetensors")
+    assert set(state["ema"]) == set(state["model"]) and set(last) <= set(state["ema"])
+    moved = [k for k in last if last[k].is_floating_point() and not torch.equal(state["model"][k], last[k])]
+    assert moved and all(torch.equal(last[k], state["ema"][k]) for k in last)
+    meta = ckpt.read_meta(run_dir / "checkpoints" / "best.safetensors")
+    prepared = fashion.prepare_data(cfg, progress=False)
+    m, _ = fashion.evaluate_checkpoint(run_dir / "checkpoints" / "best.safetensors", prepared, prepared.splits["val"])
+    best = meta["history"][meta["epoch"] - 1]
+    assert m["average"]["loss"] == pytest.approx(best["val_loss"], rel=1e-4)
+
+
+def test_flip_tta_in_the_fashion_evaluation(tiny_run):
+    """train.tta=true: the evaluation averages the logits of each photo and its mirror."""
+    from vislab.core.objectives import FlipTTA
+    from vislab.core.transforms import BatchTransform
+    run_dir, cfg = tiny_run
+    path = run_dir / "checkpoints" / "best.safetensors"
+    prepared = fashion.prepare_data(cfg, progress=False)
+    rows = prepared.splits["test"]
+    plain, raw = fashion.evaluate_checkpoint(path, prepared, rows)
+    cfg_tta = cfg.model_copy(update={"train": cfg.train.model_copy(update={"tta": True})})
+    meta = ckpt.read_meta(path)
+    tta_ckpt = run_dir.parent / "tta.safetensors"
+    ckpt.save_weights(tta_ckpt, load_file(path), {**meta, "config": cfg_tta.model_dump(mode="json")})
+    flipped, raw_t = fashion.evaluate_checkpoint(tta_ckpt, prepared, rows)
+    net, _ = fashion.load_model(path)
+    x = BatchTransform(net.data_config["mean"], net.data_config["std"])(torch.from_numpy(
+        np.asarray(prepared.images[rows[:16]])))
+    with torch.no_grad():
+        want = FlipTTA(net.eval())(x)
+    for t in want:
+        np.testing.assert_allclose(raw_t["outputs"][t][:16], want[t].numpy(), atol=1e-4)
+    assert any(not np.allclose(raw["outputs"][t], raw_t["outputs"][t]) for t in want)
 
 
 def test_single_task_objective_accepts_plain_logits_and_flip_tta():

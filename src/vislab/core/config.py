@@ -75,6 +75,12 @@ class TrainConfig(Strict):
     recipe (fast: true)."""
     task_weights: dict[str, float] = Field(default_factory=dict)
     """Loss weight per task (default 1.0)."""
+    ema_decay: float | None = Field(None, gt=0, lt=1)
+    """Exponential moving average of the weights (timm's ModelEmaV3, after every optimizer step), e.g. 0.999:
+    validation, the best/last checkpoints and the final evaluation use the averaged weights. null: off."""
+    ema_warmup: bool = True
+    """Ramp the EMA decay up from 0 over the first steps (decay_t = 1 - (1 + t)^-2/3, capped at ema_decay), so a
+    short run is not dominated by its random start."""
     augment: bool = True
     """Training augmentation on (the lab defines which; fashion: flip, small shift, brightness/contrast, never hue)."""
     seed: int = 0

@@ -318,7 +318,10 @@ class Trainer:
                 raise ckpt.CheckpointError(f"{last_w} (epoch {meta.get('epoch')}) and {last_s} "
                                            f"(epoch {state['epoch']}) disagree; the run was killed while saving. "
                                            "Resume from best or start again.")
-            ckpt.load_into(export, weights, last_w)
+            if "model" in state:  # with EMA, last.safetensors holds the averaged weights, the state the raw ones
+                export.load_state_dict(state["model"])
+            else:
+                ckpt.load_into(export, weights, last_w)
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             start_epoch, step = state["epoch"] + 1, state["step"]
@@ -332,6 +335,8 @@ class Trainer:
             transform = transform.to(fabric.device)
             transform.channels_last = cfg.channels_last
         train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader, move_to_device=True)
+        ema = self._ema(export, state["ema"] if resume and "ema" in state else None)
+        scored = ema.module if ema is not None else export  # what validation and the checkpoints see
         grad_clip = cfg.resolved()["grad_clip"]
         takes_y = getattr(model, "forward_takes_targets", False)  # e.g. a class-conditional VAE
         train_metrics = objective.make_metrics(train=True).to(fabric.device)
@@ -371,6 +376,8 @@ class Trainer:
                 optimizer.step()
                 scheduler.step()
                 step += 1
+                if ema is not None:
+                    ema.update(export, step=step)
                 seen += len(y) * fabric.world_size
                 train_metrics.update(out, y, parts)
                 # the history's train_loss per step (a part named loss, else the mean over the parts, i.e. over
@@ -387,7 +394,7 @@ class Trainer:
                                      "train_seconds": round(train_time, 2),
                                      "train_images_per_s": round(seen / max(train_time, 1e-9), 1)}
             row.update(flatten_metrics(train_metrics.compute(), "train"))
-            val, _ = self.evaluate(model, objective, val_loader, transform)
+            val, _ = self.evaluate(model if ema is None else scored, objective, val_loader, transform)
             row.update(flatten_metrics(val, "val"))
             history.append(row)
             val_loss = val["average"].get("loss", math.inf) if "average" in val else val.get("loss", math.inf)
@@ -396,13 +403,15 @@ class Trainer:
             is_best = score < best_val
             if is_best:
                 best_val, best_epoch = score, epoch
-                self._save("best", export, {**meta, "kind": "best"})
+                self._save("best", scored, {**meta, "kind": "best"})
             state = {"epoch": epoch, "step": step, "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "best_val": best_val, "best_epoch": best_epoch,
                      "history": history, "rng": ckpt.rng_state()}
+            if ema is not None:
+                state |= {"model": export.state_dict(), "ema": ema.module.state_dict()}
             if fabric.is_global_zero:
                 ckpt.save_state(last_s, state)
-            self._save("last", export, {**meta, "kind": "last"})
+            self._save("last", scored, {**meta, "kind": "last"})
             if fabric.is_global_zero:
                 self._log_row(csv_path, row, writer)
                 losses = torch.stack(step_rows).cpu().tolist() if step_rows else []
@@ -420,6 +429,16 @@ class Trainer:
             writer.close()
         return FitResult(history, self.ckpt_dir / "best.safetensors", last_w, best_epoch, step,
                          time.time() - t_start, stopped)
+
+    def _ema(self, export: nn.Module, state: dict | None):
+        """timm's ModelEmaV3 of the model (train.ema_decay), restored from a resumed run's state; None when off."""
+        if not self.cfg.ema_decay:
+            return None
+        from timm.utils import ModelEmaV3
+        ema = ModelEmaV3(export, decay=self.cfg.ema_decay, use_warmup=self.cfg.ema_warmup)
+        if state is not None:
+            ema.module.load_state_dict(state)
+        return ema
 
     def _monitor_score(self, row: dict) -> float:
         """train.monitor of this epoch as a number to minimise (negated for mode max; NaN never best)."""

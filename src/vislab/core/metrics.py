@@ -206,3 +206,46 @@ class MeanParts(nn.Module):
 
     def compute(self) -> dict[str, dict[str, float]]:
         return {"average": {k: v / max(self.n, 1) for k, v in self.sums.items()}}
+
+
+def bootstrap_intervals(tasks: dict[str, tuple], n: int = 1000, level: float = 0.95, seed: int = 0,
+                        chunk: int = 100) -> dict[str, dict[str, list[float]]]:
+    """Percentile bootstrap intervals of accuracy and macro F1 per task, and of their averages over tasks, from
+    `n` resamples of the images (the same resample for every task, so the average's interval is honest).
+
+    `tasks`: {task: (targets (N,), predictions (N,), num_classes)}; a target of -1 (unknown) is left out of
+    that task. Macro F1 averages the classes that occur in the resample's targets or predictions (what
+    torchmetrics' macro F1 does). Returns {task | "average": {"accuracy": [lo, hi], "f1": [lo, hi]}}."""
+    lengths = {len(v[0]) for v in tasks.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"every task needs one target per image, got lengths {sorted(lengths)}")
+    size = lengths.pop()
+    rng = np.random.default_rng(seed)
+    acc = {t: [] for t in tasks}
+    f1 = {t: [] for t in tasks}
+    for start in range(0, n, chunk):
+        b = min(chunk, n - start)
+        idx = rng.integers(0, size, (b, size))
+        for t, (y, p, c) in tasks.items():
+            y, p = _labels(y), _labels(p)
+            yi, pi = y[idx], p[idx]
+            known = yi >= 0
+            codes = np.where(known, yi * c + pi, c * c) + (np.arange(b) * (c * c + 1))[:, None]
+            cm = np.bincount(codes.ravel(), minlength=b * (c * c + 1)).reshape(b, c * c + 1)[:, :c * c]
+            cm = cm.reshape(b, c, c).astype(np.float64)
+            tp = np.diagonal(cm, axis1=1, axis2=2)
+            denom = cm.sum(2) + cm.sum(1)  # 2tp + fp + fn per class
+            present = denom > 0
+            f = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
+            acc[t].append(tp.sum(1) / np.maximum(known.sum(1), 1))
+            f1[t].append(f.sum(1) / np.maximum(present.sum(1), 1))
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    out = {}
+    samples = {t: (np.concatenate(acc[t]), np.concatenate(f1[t])) for t in tasks}
+    for t, (a, f) in samples.items():
+        out[t] = {"accuracy": np.percentile(a, [lo, hi]).tolist(), "f1": np.percentile(f, [lo, hi]).tolist()}
+    avg_a = np.mean([a for a, _ in samples.values()], axis=0)
+    avg_f = np.mean([f for _, f in samples.values()], axis=0)
+    out["average"] = {"accuracy": np.percentile(avg_a, [lo, hi]).tolist(),
+                      "f1": np.percentile(avg_f, [lo, hi]).tolist()}
+    return out

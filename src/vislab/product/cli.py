@@ -17,8 +17,7 @@ FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "
 
 @friendly
 @documented(ServeSettings, FLAGS, "vislab serve runs/fashion",
-            "vislab serve runs/fashion --host 0.0.0.0 --port 8080 --threshold season=0.5",
-            "vislab serve runs/fashion --index catalog.index",
+            "vislab serve runs/fashion --host 0.0.0.0 --port 8080 --index catalog.index",
             none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)",
                   "index": "no similar-product search"})
 def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
@@ -81,7 +80,6 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
 @friendly
 @documented(None, None, "vislab export runs/fashion --out fashion.onnx",
             "vislab export runs/fashion --int8 --out fashion.int8.onnx",
-            "vislab export runs/cifar --out cifar.onnx",
             none={"parity_images": "the checkpoint's own test split"})
 def export_cmd(checkpoint: Annotated[Path, typer.Argument(
                    metavar="CHECKPOINT",

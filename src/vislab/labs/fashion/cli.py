@@ -31,6 +31,8 @@ from vislab.core.cli import (
     words,
 )
 from vislab.core.clihelp import documented
+from vislab.labs.fashion.cli_search import index_cmd, similar_cmd
+from vislab.labs.fashion.cli_types import BackendOpt, CheckpointArg, ModelArg
 from vislab.labs.fashion.config import FashionRunConfig
 
 app = typer.Typer(no_args_is_help=True, help="Fashion attributes: one backbone, one head per attribute.")
@@ -57,13 +59,6 @@ LabelColsOpt = Annotated[Optional[str], typer.Option(
 SizeOpt = Annotated[Optional[str], typer.Option("--image-size", metavar="HxW",
                                                 help="Height x width images are resized to, e.g. 128x96.")]
 LimitOpt = Annotated[Optional[int], typer.Option("--limit", help="Use only N rows of the CSV (quick runs).")]
-CheckpointArg = Annotated[Path, typer.Argument(
-    metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a .safetensors checkpoint.")]
-ModelArg = Annotated[Path, typer.Argument(
-    metavar="MODEL", help="A run folder (its best checkpoint), a .safetensors checkpoint or an exported .onnx file.")]
-BackendOpt = Annotated[Optional[str], typer.Option(
-    metavar="torch|onnx", help="Inference backend; onnx runs the .onnx file `vislab export` wrote beside the "
-                               "checkpoint. [default: onnx for an .onnx file, else torch]")]
 
 
 def build_fashion_config(config, overrides, base: dict | None = None, label_cols: str | None = None,
@@ -402,4 +397,5 @@ def demo_cmd(out: Annotated[str, typer.Option(metavar="FOLDER", help="Folder for
                   f"next: vislab serve {run_dir}   (API and web page at http://127.0.0.1:8000/)")
 
 
-from vislab.labs.fashion import cli_search  # noqa: E402,F401  (registers `index` and `similar` on this app)
+app.command("index")(index_cmd)
+app.command("similar")(similar_cmd)

@@ -1,4 +1,4 @@
-"""`vislab fashion index | similar`: similar-product search (`vislab.product.index`), on the fashion app."""
+"""`vislab fashion index | similar`: similar-product search (`vislab.product.index`); cli.py mounts them."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,9 @@ import typer
 
 from vislab.core.cli import ProgressOpt, choice, console, err, fail, friendly
 from vislab.core.clihelp import documented
-from vislab.labs.fashion.cli import BackendOpt, ModelArg, app
+from vislab.labs.fashion.cli_types import BackendOpt, ModelArg
 
 
-@app.command("index")
 @friendly
 @documented(None, None, "vislab fashion index runs/fashion photos/ --out catalog.index",
             "vislab fashion index runs/fashion catalog.csv --image-col id --image-dir images --pca 256",
@@ -57,11 +56,10 @@ def index_cmd(checkpoint: ModelArg,
                   + f"){f', {skipped} unreadable left out' if skipped else ''} -> {out}")
 
 
-@app.command("similar")
 @friendly
 @documented(None, None, "vislab fashion similar catalog.index shirt.jpg -k 10",
-            "vislab fashion similar catalog.index shirt.jpg --json", "vislab fashion similar catalog.index "
-            "shirt.jpg --grid similar.png", none={"model": "the checkpoint the index was built with"})
+            "vislab fashion similar catalog.index shirt.jpg --json --grid similar.png",
+            none={"model": "the checkpoint the index was built with", "grid": "no image"})
 def similar_cmd(index: Annotated[Path, typer.Argument(metavar="INDEX", help="An index from `vislab fashion index`.")],
                 images: Annotated[list[Path], typer.Argument(metavar="IMAGE...", help="Query photos.")],
                 k: Annotated[int, typer.Option("-k", "--top", min=1, help="Products per query.")] = 10,

@@ -26,7 +26,7 @@ from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import majority_baseline
-from vislab.core.objectives import ClassificationObjective
+from vislab.core.objectives import ClassificationObjective, FlipTTA
 from vislab.core.report import Section, Table, hardware, rich_console, write_report
 from vislab.core.report import flat_config as _flat_cfg
 from vislab.core.transforms import BatchTransform
@@ -185,8 +185,9 @@ def check_tasks(meta: dict, label_cols: Sequence[str], path) -> None:
 
 
 def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, batch_size: int = 256,
-                        device: str = "cpu") -> tuple[dict, dict]:
-    """Metrics of a checkpoint on `rows` of prepared data (single process), with raw outputs."""
+                        device: str = "cpu", tta: bool | None = None) -> tuple[dict, dict]:
+    """Metrics of a checkpoint on `rows` of prepared data (single process), with raw outputs; `tta`: flip
+    test-time augmentation (None: the checkpoint's train.tta)."""
     net, meta = load_model(path, device)
     tasks = meta["tasks"]
     transform = BatchTransform(net.data_config["mean"], net.data_config["std"])
@@ -196,7 +197,9 @@ def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, 
                                                    "accelerator": "cpu" if device == "cpu" else "auto"}),
                       Path(path).parent.parent, progress=False)
     objective = ClassificationObjective(tasks)
-    return trainer.evaluate(net, objective, loader, transform, collect=True, sync=False)
+    tta = cfg.train.filled().tta if tta is None else tta
+    model = FlipTTA(net) if tta else net  # the mean of the logits of the photo and its mirror
+    return trainer.evaluate(model, objective, loader, transform, collect=True, sync=False)
 
 
 def calibrate_checkpoint(path: Path, prepared: Prepared, rows: np.ndarray, precision: float,
@@ -249,7 +252,8 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
         split = "val"  # a data split without a test part: the validation rows are the held-out ones
     rows = prepared.splits[split]
     scope = scope or f"the {split} split ({len(rows)} held-out images)"
-    metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size)
+    tta = bool(cfg.train.filled().tta)  # the run's config (evaluate: the checkpoint's, with any overrides)
+    metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size, tta=tta)
     train_rows = prepared.splits.get("train", rows)
     baselines = {t: majority_baseline(prepared.targets[train_rows, j], prepared.targets[rows, j],
                                       (train_counts or {}).get(t))
@@ -259,6 +263,8 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
            "metrics": metrics,
            "majority_baseline": baselines, "train_seconds": seconds,
            "cleaning": [s.__dict__ for s in prepared.steps], "unseen_labels": unseen or {}}
+    out["tta"] = tta
+    out["intervals"] = intervals_of(raw, prepared.encoders)
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     _print_metrics(console, metrics, baselines, f"metrics on {scope}")
     out["review"] = ckpt.read_meta(path).get("review")
@@ -267,8 +273,16 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
         (run_dir / "metrics.json").write_text(json.dumps({k: v for k, v in out.items() if k != "review"}, indent=2))
     out["report"] = str(write_run_report(run_dir, prepared, cfg, metrics, raw, rows, baselines, history, seconds,
                                          scope=scope, steps_dir=steps_dir, review=out["review"], checkpoint=path,
-                                         deletion=out["explain"]))
+                                         deletion=out["explain"], intervals=out["intervals"]))
     return out
+
+
+def intervals_of(raw: dict, encoders: dict[str, list[str]], n: int = 1000) -> dict:
+    """95% bootstrap intervals (1,000 resamples of the scored images) of accuracy and macro F1 per task."""
+    from vislab.core.metrics import bootstrap_intervals
+    targets = raw["targets"]
+    return bootstrap_intervals({t: (targets[:, j], raw["outputs"][t].argmax(1), len(encoders[t]))
+                                for j, t in enumerate(encoders)}, n=n)
 
 
 def deletion_on(path: Path, prepared: Prepared, rows: np.ndarray, cfg: FashionRunConfig) -> dict:
@@ -298,6 +312,18 @@ def _print_metrics(console, metrics: dict, baselines: dict, title: str) -> None:
                   *(pct(m.get(k, float("nan"))) for k in ("f1", "precision", "recall")),
                   f"{m.get('auroc', float('nan')):.3f}", f"{m.get('loss', float('nan')):.3f}")
     console.print(t)
+
+
+def intervals_table(metrics: dict, intervals: dict) -> Table:
+    """Accuracy and macro F1 with their 95% bootstrap intervals, in %."""
+    def cell(task, k):
+        v = metrics[task][k] if task in metrics else None
+        lo, hi = intervals[task][k]
+        return (f"{100 * v:.1f} " if v is not None else "") + f"[{100 * lo:.1f}, {100 * hi:.1f}]"
+    rows = [[t, cell(t, "accuracy"), cell(t, "f1")] for t in intervals]
+    return Table(["task", "accuracy, 95% interval", "macro F1, 95% interval"], rows,
+                 caption="Percentile bootstrap, 1,000 resamples of the scored images (the same resample for every "
+                         "task): a difference between two runs inside these ranges may be noise.")
 
 
 def metrics_table(metrics: dict, baselines: dict | None = None) -> Table:
@@ -359,7 +385,8 @@ def error_section(wrong_rows, rows, prepared: Prepared, enc: dict, targets, pred
 def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, metrics: dict, raw: dict,
                      rows: np.ndarray, baselines: dict, history: list[dict] | None, seconds: float | None,
                      scope: str = "the test split", steps_dir: Path | None = None,
-                     review: dict | None = None, checkpoint: Path | None = None, deletion: dict | None = None) -> Path:
+                     review: dict | None = None, checkpoint: Path | None = None, deletion: dict | None = None,
+                     intervals: dict | None = None) -> Path:
     """The run report, what matters first: the summary card, per-class tables, curves, confusion, ROC, errors,
     the data, the hyperparameters that ran. `steps_dir` holds the training run's steps.csv (default run_dir)."""
     from vislab.core.metrics import per_class_report
@@ -380,7 +407,8 @@ def write_run_report(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, m
     sections = [summary_card(history, cfg.train.monitor, cfg.train.monitor_mode, tc.epochs, metrics, baselines,
                              per_class, scope, cfg.train.max_steps),
                 Section("Metrics", f"Every metric of every task on {scope}.",
-                        tables=[metrics_table(metrics, baselines)]),
+                        tables=[metrics_table(metrics, baselines)] + ([intervals_table(metrics, intervals)]
+                                                                      if intervals else [])),
                 per_class_sections(per_class)]
     if history:
         best = best_epoch(history, cfg.train.monitor, cfg.train.monitor_mode)
