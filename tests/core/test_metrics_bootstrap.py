@@ -40,3 +40,17 @@ def test_perfect_rare_classes_unknown_targets_and_the_average():
     assert out["average"]["accuracy"][0] == pytest.approx((1.0 + lo) / 2, abs=0.03)
     with pytest.raises(ValueError, match="one target per image"):
         bootstrap_intervals({"a": (y, y, 4), "b": (y[:10], y[:10], 4)})
+
+
+def test_paired_difference_sees_what_overlapping_intervals_hide():
+    from vislab.core.metrics import bootstrap_difference
+    y, p = noisy(2000, 5, 0.80, 1)
+    better = p.copy()
+    wrong = np.flatnonzero(p != y)
+    better[wrong[: len(y) // 100]] = y[wrong[: len(y) // 100]]  # 1 point more accuracy, same images
+    a, b = {"t": (y, p, 5)}, {"t": (y, better, 5)}
+    ia, ib = bootstrap_intervals(a)["t"]["accuracy"], bootstrap_intervals(b)["t"]["accuracy"]
+    assert ib[0] < ia[1]  # the two intervals overlap ...
+    d = bootstrap_difference(a, b)["t"]["accuracy"]
+    assert 0 < d[0] <= 0.01 <= d[1] < 0.02  # ... but the paired difference excludes 0
+    assert bootstrap_difference(a, a)["average"]["accuracy"] == [0.0, 0.0]

@@ -208,14 +208,14 @@ class MeanParts(nn.Module):
         return {"average": {k: v / max(self.n, 1) for k, v in self.sums.items()}}
 
 
-def bootstrap_intervals(tasks: dict[str, tuple], n: int = 1000, level: float = 0.95, seed: int = 0,
-                        chunk: int = 100) -> dict[str, dict[str, list[float]]]:
-    """Percentile bootstrap intervals of accuracy and macro F1 per task, and of their averages over tasks, from
-    `n` resamples of the images (the same resample for every task, so the average's interval is honest).
+def bootstrap_samples(tasks: dict[str, tuple], n: int = 1000, seed: int = 0,
+                      chunk: int = 100) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{task: (accuracy (n,), macro F1 (n,))} over `n` resamples of the images, the same resample for every
+    task; two calls with the same `n`, `seed` and image count draw the same resamples (paired comparisons).
 
     `tasks`: {task: (targets (N,), predictions (N,), num_classes)}; a target of -1 (unknown) is left out of
     that task. Macro F1 averages the classes that occur in the resample's targets or predictions (what
-    torchmetrics' macro F1 does). Returns {task | "average": {"accuracy": [lo, hi], "f1": [lo, hi]}}."""
+    torchmetrics' macro F1 does)."""
     lengths = {len(v[0]) for v in tasks.values()}
     if len(lengths) != 1:
         raise ValueError(f"every task needs one target per image, got lengths {sorted(lengths)}")
@@ -239,13 +239,28 @@ def bootstrap_intervals(tasks: dict[str, tuple], n: int = 1000, level: float = 0
             f = np.divide(2 * tp, denom, out=np.zeros_like(tp), where=present)
             acc[t].append(tp.sum(1) / np.maximum(known.sum(1), 1))
             f1[t].append(f.sum(1) / np.maximum(present.sum(1), 1))
-    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
-    out = {}
-    samples = {t: (np.concatenate(acc[t]), np.concatenate(f1[t])) for t in tasks}
-    for t, (a, f) in samples.items():
-        out[t] = {"accuracy": np.percentile(a, [lo, hi]).tolist(), "f1": np.percentile(f, [lo, hi]).tolist()}
-    avg_a = np.mean([a for a, _ in samples.values()], axis=0)
-    avg_f = np.mean([f for _, f in samples.values()], axis=0)
-    out["average"] = {"accuracy": np.percentile(avg_a, [lo, hi]).tolist(),
-                      "f1": np.percentile(avg_f, [lo, hi]).tolist()}
+    out = {t: (np.concatenate(acc[t]), np.concatenate(f1[t])) for t in tasks}
+    out["average"] = (np.mean([a for a, _ in out.values()], axis=0), np.mean([f for _, f in out.values()], axis=0))
     return out
+
+
+def _interval(samples: np.ndarray, level: float) -> list[float]:
+    return np.percentile(samples, [100 * (1 - level) / 2, 100 * (1 + level) / 2]).tolist()
+
+
+def bootstrap_intervals(tasks: dict[str, tuple], n: int = 1000, level: float = 0.95, seed: int = 0
+                        ) -> dict[str, dict[str, list[float]]]:
+    """Percentile bootstrap intervals of accuracy and macro F1 per task and of their averages over tasks
+    (`bootstrap_samples`): {task | "average": {"accuracy": [lo, hi], "f1": [lo, hi]}}."""
+    return {t: {"accuracy": _interval(a, level), "f1": _interval(f, level)}
+            for t, (a, f) in bootstrap_samples(tasks, n, seed).items()}
+
+
+def bootstrap_difference(a: dict[str, tuple], b: dict[str, tuple], n: int = 1000, level: float = 0.95,
+                         seed: int = 0) -> dict[str, dict[str, list[float]]]:
+    """Paired intervals of b - a (two models, or one with and without a change, on the same images): the
+    same resamples for both, so what the images share cancels. {task | "average": {"accuracy": [lo, hi],
+    "f1": [lo, hi]}}; an interval that excludes 0 is a difference the test split can tell."""
+    sa, sb = bootstrap_samples(a, n, seed), bootstrap_samples(b, n, seed)
+    return {t: {"accuracy": _interval(sb[t][0] - sa[t][0], level), "f1": _interval(sb[t][1] - sa[t][1], level)}
+            for t in sa}
