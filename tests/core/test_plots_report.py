@@ -302,3 +302,35 @@ def test_report_figures_sit_in_a_grid_with_captions(tmp_path):
     assert "<figcaption>s.png</figcaption>" in doc  # a bare path still gets its file name
     text = md.read_text()
     assert text.index("## Card") < text.index("## Contents") and "*Average accuracy and F1 per run*" in text
+
+
+def test_time_curves_draw_one_line_per_setting_and_the_test_stars(tmp_path):
+    curves = {"a": {"seconds": [60, 120, 180], "values": [80.0, 84.0, 85.0], "final": (180, 84.5)},
+              "b": {"seconds": [90, 180], "values": [81.0, 86.0]}, "empty": {"seconds": [], "values": []}}
+    path = plots.time_curves(curves, tmp_path / "t.png")
+    assert_png(path)
+    px = np.asarray(Image.open(path).convert("RGB")).reshape(-1, 3).astype(int)
+
+    def share(hex_colour):
+        rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)])
+        return float((np.abs(px - rgb).sum(1) < 30).mean())
+    assert share(plots.COLORS[0]) > 1e-3 and share(plots.COLORS[1]) > 1e-3 and share(plots.COLORS[2]) == 0
+    assert_png(plots.time_curves({"e": {"seconds": [], "values": []}}, tmp_path / "none.png"))
+
+
+def test_time_accuracy_benchmark_reads_cumulative_seconds_and_the_test_score(tmp_path):
+    import importlib.util
+    import json
+    spec = importlib.util.spec_from_file_location("time_accuracy",
+                                                  Path(__file__).parents[2] / "benchmarks" / "time_accuracy.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "history.csv").write_text("epoch,train_seconds,val_accuracy\n1,100.5,0.8\n2,99.5,0.85\n")
+    c = mod.curve(run)
+    assert c["seconds"] == [100.5, 200.0] and c["values"] == pytest.approx([80.0, 85.0]) and "final" not in c
+    (run / "metrics.json").write_text(json.dumps({"split": "test", "tta": True,
+                                                  "metrics": {"average": {"accuracy": 0.8421}}}))
+    c = mod.curve(run)
+    assert c["final"] == pytest.approx((200.0, 84.21)) and c["tta"] is True

@@ -75,6 +75,16 @@ class TrainConfig(Strict):
     recipe (fast: true)."""
     task_weights: dict[str, float] = Field(default_factory=dict)
     """Loss weight per task (default 1.0)."""
+    class_balance: float = Field(0.0, ge=0, le=1)
+    """Class-balanced cross-entropy (fashion and CIFAR labs): each class's loss weight is (1 / its training count) to
+    this power, scaled to a mean of 1 over the training images. 0: plain cross-entropy; 1: every class weighs the
+    same in total; 0.5: in between. For macro F1 on rare classes."""
+    resize_start: float | None = Field(None, gt=0.1, lt=1)
+    """Progressive resizing: the first epoch trains on images scaled by this factor (e.g. 0.75 of the image size),
+    growing linearly to full size at `resize_full_at` of the epochs; validation, test and the checkpoints always see
+    full size. Small early epochs are cheap (time ~ pixels). null: off."""
+    resize_full_at: float = Field(0.5, gt=0, le=1)
+    """Fraction of the epochs after which progressive resizing trains at full size."""
     ema_decay: float | None = Field(None, gt=0, lt=1)
     """Exponential moving average of the weights (timm's ModelEmaV3, after every optimizer step), e.g. 0.999:
     validation, the best/last checkpoints and the final evaluation use the averaged weights. null: off."""

@@ -30,6 +30,7 @@ from torch import nn
 from vislab.core import checkpoint as ckpt
 from vislab.core.config import TrainConfig
 from vislab.core.errors import NonFiniteLoss  # noqa: F401  (re-exported)
+from vislab.core.transforms import resize_scale
 
 # --------------------------------------------------------------------------- setup helpers
 
@@ -334,6 +335,9 @@ class Trainer:
         if transform is not None:
             transform = transform.to(fabric.device)
             transform.channels_last = cfg.channels_last
+        if cfg.resize_start is not None and not hasattr(transform, "scale"):
+            raise ValueError("train.resize_start (progressive resizing) needs a lab that trains on image batches "
+                             "through BatchTransform (not model.freeze_backbone)")
         train_loader, val_loader = fabric.setup_dataloaders(train_loader, val_loader, move_to_device=True)
         ema = self._ema(export, state["ema"] if resume and "ema" in state else None)
         scored = ema.module if ema is not None else export  # what validation and the checkpoints see
@@ -352,6 +356,8 @@ class Trainer:
             model.train()
             if transform is not None:
                 transform.train()
+            if cfg.resize_start is not None:
+                transform.scale = resize_scale(epoch, epochs, cfg.resize_start, cfg.resize_full_at)
             train_metrics.reset()
             seen, t0, step_rows = 0, time.time(), []
             bar = self._bar(epoch, epochs, min(steps_per_epoch, total_steps - step))
@@ -393,6 +399,8 @@ class Trainer:
             row: dict[str, float] = {"epoch": epoch, "step": step, "lr": optimizer.param_groups[-1]["lr"],
                                      "train_seconds": round(train_time, 2),
                                      "train_images_per_s": round(seen / max(train_time, 1e-9), 1)}
+            if cfg.resize_start is not None:
+                row["train_scale"] = round(transform.scale, 4)
             row.update(flatten_metrics(train_metrics.compute(), "train"))
             val, _ = self.evaluate(model if ema is None else scored, objective, val_loader, transform)
             row.update(flatten_metrics(val, "val"))

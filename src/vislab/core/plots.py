@@ -71,6 +71,34 @@ def finite(v: Any) -> bool:
         return False
 
 
+# ---------------------------------------------------------------------------------- accuracy vs time
+def time_curves(curves: Mapping[str, Mapping[str, Any]], path, title: str = "Accuracy against training time",
+                ylabel: str = "validation accuracy (%)") -> Path:
+    """One line per setting: curves[label] = {"seconds": cumulative training seconds per epoch, "values": the
+    metric per epoch, optional "final": (seconds, value) drawn as a star, e.g. the test score of the chosen
+    checkpoint}. x in minutes."""
+    rows = [(str(k), to_numpy(v["seconds"]).astype(float), to_numpy(v["values"]).astype(float), v.get("final"))
+            for k, v in curves.items() if len(v["seconds"])]
+    if not rows:
+        return message_figure(path, title, "no curves")
+    fig = new_figure(8, 5.5)
+    ax = fig.add_subplot()
+    starred = False
+    for i, (name, sec, val, final) in enumerate(rows):
+        c = COLORS[i % len(COLORS)]
+        ax.plot(sec / 60, val, marker="o", ms=3, color=c, label=short(name, 40))
+        if final is not None and finite(final[1]):
+            ax.scatter([final[0] / 60], [final[1]], marker="*", s=140, color=c, edgecolors="black", linewidths=0.6,
+                       zorder=3, label=None if starred else "test score of the chosen checkpoint")
+            starred = True
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title, fontsize=11)
+    return save(fig, path)
+
+
 # ------------------------------------------------------------------------------------ class balance
 def class_distribution(counts: Mapping[str, int], path, title: str, top_n: int = 40) -> Path:
     """Horizontal bar chart of class counts, largest first; the tail beyond ``top_n`` is one 'other' bar."""

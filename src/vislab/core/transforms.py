@@ -1,10 +1,25 @@
 """`BatchTransform`: uint8 batch -> normalised float batch on the training device, with vectorised
-per-sample augmentation (flip, scale, shift, brightness/contrast) in training mode."""
+per-sample augmentation (flip, scale, shift, brightness/contrast) and progressive resizing in training mode;
+`resize_scale` is the progressive-resizing schedule."""
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import torch
+
+
+def resize_scale(epoch: int, epochs: int, start: float | None, full_at: float = 0.5) -> float:
+    """The image-size factor of 1-based `epoch`: `start` at epoch 1, growing linearly to 1.0 at epoch
+    round(full_at * epochs) + 1 and staying there. start None: always 1.0."""
+    if start is None:
+        return 1.0
+    ramp = max(1, round(full_at * epochs))
+    return min(1.0, start + (1.0 - start) * (epoch - 1) / ramp)
+
+
+def scaled_size(size: tuple[int, int], scale: float, multiple: int = 8) -> tuple[int, int]:
+    """(h, w) times `scale`, rounded to a multiple of `multiple` (at least one multiple)."""
+    return tuple(max(multiple, int(round(v * scale / multiple)) * multiple) for v in size)
 
 
 class BatchTransform(torch.nn.Module):
@@ -13,6 +28,8 @@ class BatchTransform(torch.nn.Module):
     Runs on whatever device the batch is on (GPU in training), vectorised over the batch:
     random horizontal flip, small scale/shift (edges replicated: product photos sit on white),
     brightness/contrast jitter. No hue or saturation change: colour is a label.
+    `scale` < 1 (progressive resizing, set by the engine each epoch) shrinks training batches first (antialiased
+    bilinear, sides rounded to a multiple of 8); evaluation always sees the full size.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], augment: bool = False,
@@ -24,9 +41,13 @@ class BatchTransform(torch.nn.Module):
         self.augment, self.flip = augment, flip
         self.max_shift, self.max_scale, self.jitter = max_shift, max_scale, jitter
         self.channels_last = channels_last
+        self.scale = 1.0
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
+        if self.training and self.scale < 1.0 and x.ndim == 4:
+            x = torch.nn.functional.interpolate(x, size=scaled_size(tuple(x.shape[-2:]), self.scale),
+                                                mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
         if self.augment and self.training:
             x = self._augment(x, generator)
         x = (x - self.mean.to(x.device)) / self.std.to(x.device)

@@ -165,3 +165,22 @@ def test_transfer_input_size_and_freeze_come_from_config():
     frozen = cifar.build_model(load_config(None, ["model.name=transfer:efficientnet_lite0", "model.pretrained=false"],
                                            model=CifarRunConfig), 10)
     assert frozen.input_size == 64 and not all(p.requires_grad for p in frozen.parameters())
+
+
+def test_class_balance_reaches_the_cifar_objective(shapes, tmp_path, monkeypatch):
+    from vislab.core.objectives import ClassificationObjective, class_balance_weights
+    seen = {}
+
+    class Spy(ClassificationObjective):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            seen.setdefault("weights", self.class_weights)
+
+    monkeypatch.setattr(cifar, "ClassificationObjective", Spy)
+    cfg = _cfg(shapes, tmp_path, **{"train.class_balance": 1.0, "train.max_steps": 1})
+    cifar.train(cfg, progress=False, report=False)
+    data = cifar.load_data(cfg, progress=False)
+    labels = data.train.labels[data.train_rows]
+    w = seen["weights"]["label"].cpu().numpy()
+    np.testing.assert_allclose(w, class_balance_weights(labels, 3, 1.0).numpy())
+    np.testing.assert_allclose(np.bincount(labels) * w, len(labels) / 3, rtol=1e-5)

@@ -1,6 +1,7 @@
 """Fashion config, recipes, packaged configs and the multi-task model."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -103,3 +104,22 @@ def test_every_shipped_config_validates():
         model = ClassifierRunConfig if name == "vae/classifier" else model
         cfg = C.load_config(name, [], model=model)
         assert cfg.train.filled().epochs >= 1, name
+
+
+def test_gpu_config_runs_its_recipe_on_cpu(synthetic_root, tmp_path):
+    """fashion/gpu (ConvNeXt-Tiny, 224x168, bf16, EMA, TTA): everything but the backbone, size and device runs
+    here as written, in bf16 autocast on the CPU."""
+    from helpers import tiny_overrides
+    from vislab.core.checkpoint import read_meta as read_meta
+    from vislab.labs.fashion import lab as fashion
+    cfg = load_config("fashion/gpu")
+    assert (cfg.model.backbone.split(".")[0], cfg.data.image_size, cfg.train.precision) == \
+        ("convnext_tiny", (224, 168), "bf16-mixed")
+    ov = [o for o in tiny_overrides(synthetic_root, tmp_path, **{"train.max_steps": 2, "train.accelerator": "cpu",
+                                                                 "train.batch_size": 16}) if "train.lr" not in o]
+    cfg = load_config("fashion/gpu", ov)
+    assert cfg.train.ema_decay == 0.999 and cfg.train.tta and cfg.train.precision == "bf16-mixed"
+    run = fashion.train(cfg, progress=False, report=False)
+    meta = read_meta(run / "checkpoints" / "best.safetensors")
+    assert meta["config"]["train"]["precision"] == "bf16-mixed" and meta["step"] == 2
+    assert all(np.isfinite(h["val_loss"]) for h in meta["history"])

@@ -28,7 +28,7 @@ from vislab.core.data.loaders import batch_loader
 from vislab.core.data.splits import take_per_class, val_split
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import confused_pairs, confusion_counts, per_class_report
-from vislab.core.objectives import ClassificationObjective, FlipTTA
+from vislab.core.objectives import ClassificationObjective, FlipTTA, class_balance_weights
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.labs.cifar.config import CifarRunConfig, default_cifar_recipe
 from vislab.labs.cifar.data import load_cifar_pickles, load_torchvision_cifar
@@ -144,7 +144,10 @@ def train(cfg: CifarRunConfig, resume: str | Path | None = None, progress: bool 
         sample = torch.from_numpy(np.asarray(data.train.images[data.train_rows[:5000]])).float().div(255)
         model.init_whitening((sample - torch.tensor(mean).view(1, 3, 1, 1)) / torch.tensor(std).view(1, 3, 1, 1))
     transform = BatchAugment(cfg.data.augment if tc.augment else "none", mean, std)
-    objective = ClassificationObjective({TASK: len(data.classes)}, label_smoothing=tc.label_smoothing)
+    balance = ({TASK: class_balance_weights(data.train.labels[data.train_rows], len(data.classes), tc.class_balance)}
+               if tc.class_balance else None)
+    objective = ClassificationObjective({TASK: len(data.classes)}, label_smoothing=tc.label_smoothing,
+                                        class_weights=balance)
     params = trainable_params(model)
     meta = {"lab": "cifar", "config": cfg.model_dump(mode="json"), "classes": data.classes, "model": cfg.model.name,
             "mean": mean, "std": std, "trainable_params": params, "image_size": list(cfg.data.image_size)}

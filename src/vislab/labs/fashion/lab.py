@@ -26,7 +26,7 @@ from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import majority_baseline
-from vislab.core.objectives import ClassificationObjective, FlipTTA
+from vislab.core.objectives import ClassificationObjective, FlipTTA, class_balance_weights
 from vislab.core.report import Section, Table, hardware, rich_console, write_report
 from vislab.core.report import flat_config as _flat_cfg
 from vislab.core.transforms import BatchTransform
@@ -123,10 +123,12 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     net = build_model(cfg, prepared.tasks)
     transform = BatchTransform(net.data_config["mean"], net.data_config["std"], augment=cfg.train.augment)
     tc = cfg.train.filled()
-    objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing)
+    tr, va = prepared.splits["train"], prepared.splits["val"]
+    balance = ({t: class_balance_weights(prepared.targets[tr, j], n, tc.class_balance)
+                for j, (t, n) in enumerate(prepared.tasks.items())} if tc.class_balance else None)
+    objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing, balance)
     meta = checkpoint_meta(cfg, prepared, net)
     trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
-    tr, va = prepared.splits["train"], prepared.splits["val"]
     if len(va) == 0:
         raise DataError("the validation split is empty: give data.split a non-zero validation fraction")
     if cfg.model.freeze_backbone:
