@@ -74,7 +74,7 @@ def test_pca_index_and_file_errors(tiny_ckpt, catalog, tmp_path):
         back.project(np.zeros((1, 5), np.float32))
     raw = path.read_bytes()
     (tmp_path / "cut.index").write_bytes(raw[: len(raw) // 2])
-    with pytest.raises(CheckpointError, match="not a readable index"):
+    with pytest.raises(CheckpointError, match="not a readable vislab index"):
         read_index(tmp_path / "cut.index")
     with pytest.raises(CheckpointError, match="not a vislab index"):
         read_index(tiny_ckpt)

@@ -86,25 +86,33 @@ def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
+def read_header(path: Path, key: str, fmt: str, what: str, tensors: bool = False) -> tuple[dict[str, Any], dict]:
+    """The JSON document a vislab safetensors file keeps under metadata `key` (checked to be of format `fmt`), and
+    its tensors when asked (torch), for any vislab file kind (`what`: "checkpoint", "index"). Every way the file
+    can be wrong (truncated, not safetensors, another program's, bad JSON, other format) is one CheckpointError."""
+    try:
+        with safe_open(str(path), framework="pt" if tensors else "np") as f:
+            md = f.metadata() or {}
+            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path} is not a readable vislab {what} (not safetensors, truncated or tampered "
+                              f"with?): {e}; vislab never unpickles these files") from None
+    if key not in md:
+        raise CheckpointError(f"{path} is a safetensors file but not a vislab {what} (no {key} metadata)")
+    try:
+        doc = json.loads(md[key])
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path}: {what} metadata is not valid JSON ({e})") from None
+    if doc.get("format") != fmt:
+        raise CheckpointError(f"{path}: unknown {what} format {doc.get('format')!r} (this vislab reads {fmt})")
+    return doc, data
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
-    try:
-        with safe_open(str(path), framework="np") as f:
-            md = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a valid safetensors checkpoint ({e}); "
-                              f"vislab never unpickles checkpoint files") from None
-    if "vislab" not in md:
-        raise CheckpointError(f"{path} is a safetensors file but not a vislab checkpoint (no vislab metadata)")
-    try:
-        meta = json.loads(md["vislab"])
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: metadata is not valid JSON ({e})") from None
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: unknown checkpoint format {meta.get('format')!r} (expected {FORMAT})")
-    return meta
+    return read_header(path, "vislab", FORMAT, "checkpoint")[0]
 
 
 def load_weights(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

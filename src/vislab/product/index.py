@@ -123,24 +123,11 @@ class CatalogIndex:
 
 def read_index(path: str | Path, tensors: bool = False):
     """An index file's metadata (and its tensors); one clear error for anything that is not a vislab index."""
-    from safetensors import SafetensorError, safe_open
+    from vislab.core.checkpoint import read_header
     path = Path(path)  # metadata alone reads without torch (commands check an index before loading a model)
     if not path.is_file():
         raise DataError(f"index {path} does not exist (build one with `vislab fashion index`)")
-    try:
-        with safe_open(str(path), framework="pt" if tensors else "np") as f:
-            md = f.metadata() or {}
-            data = {k: f.get_tensor(k) for k in f.keys()} if tensors else {}
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a readable index (truncated or tampered with?): {e}") from None
-    if "vislab_index" not in md:
-        raise CheckpointError(f"{path} is a safetensors file but not a vislab index (no vislab_index metadata)")
-    try:
-        info = json.loads(md["vislab_index"])
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path}: index metadata is not valid JSON ({e})") from None
-    if info.get("format") != INDEX_FORMAT:
-        raise CheckpointError(f"{path}: index format {info.get('format')!r}, this vislab reads {INDEX_FORMAT}")
+    info, data = read_header(path, "vislab_index", INDEX_FORMAT, "index", tensors)
     if tensors:
         n, emb = len(info["ids"]), data.get("embeddings")
         if emb is None or emb.ndim != 2 or emb.shape[0] != n or len(info["paths"]) != n:

@@ -101,7 +101,7 @@ def test_predict_refuses_a_non_checkpoint(tmp_path, images):
     fake = tmp_path / "model.safetensors"
     fake.write_bytes(b"\x00" * 100)
     res = run("fashion", "predict", fake, images / "rgb.jpg")
-    assert res.returncode == 1 and "not a valid safetensors checkpoint" in res.stderr
+    assert res.returncode == 1 and "not a readable vislab checkpoint" in res.stderr
     assert "Traceback" not in res.stderr
 
 

@@ -32,7 +32,16 @@ from vislab.core.cli import (
 )
 from vislab.core.clihelp import documented
 from vislab.labs.fashion.cli_search import index_cmd, similar_cmd
-from vislab.labs.fashion.cli_types import BackendOpt, CheckpointArg, ModelArg
+from vislab.labs.fashion.cli_types import (
+    BackendOpt,
+    CatalogColOpt,
+    CatalogDirOpt,
+    CatalogExtOpt,
+    CheckpointArg,
+    InputsArg,
+    ModelArg,
+    OverwriteOpt,
+)
 from vislab.labs.fashion.config import FashionRunConfig
 
 app = typer.Typer(no_args_is_help=True, help="Fashion attributes: one backbone, one head per attribute.")
@@ -249,18 +258,14 @@ def predict_cmd(checkpoint: ModelArg,
                   "threshold": "the checkpoint's (chosen on validation)",
                   "workers": "one per CPU core", "fmt": "from --out's extension (csv; .jsonl: jsonl)"})
 def tag_cmd(checkpoint: ModelArg,
-            inputs: Annotated[list[str], typer.Argument(
-                metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")],
+            inputs: InputsArg,
             out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Tag file to write.")
                            ] = Path("tags.csv"),
             fmt: Annotated[Optional[str], typer.Option("--format", metavar="csv|jsonl",
                                                        help="Output format.")] = None,
-            image_col: Annotated[Optional[str], typer.Option(
-                "--image-col", metavar="COLUMN", help="The CSV column naming each image.")] = None,
-            image_dir: Annotated[Optional[str], typer.Option(
-                "--image-dir", metavar="FOLDER", help="Folder the CSV's image names are relative to.")] = None,
-            image_ext: Annotated[str, typer.Option(
-                metavar="EXT", help="Appended to CSV image names without an extension.")] = ".jpg",
+            image_col: CatalogColOpt = None,
+            image_dir: CatalogDirOpt = None,
+            image_ext: CatalogExtOpt = ".jpg",
             top_k: Annotated[int, typer.Option("--top-k", min=1, help="Labels kept per attribute.")] = 3,
             threshold: Annotated[Optional[str], typer.Option(
                 metavar="T|TASK=T,...", help="Confidence under which an attribute needs review.")] = None,
@@ -272,7 +277,7 @@ def tag_cmd(checkpoint: ModelArg,
                                         "(AVX512-BF16, AMX), labels agree ~98% with 32.")] = "32",
             resume: Annotated[bool, typer.Option("--resume", help="Continue --out: skip the images it has.")
                               ] = False,
-            overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+            overwrite: OverwriteOpt = False,
             ray: Annotated[bool, typer.Option("--ray", help="Run the predictor as a Ray Data stage "
                                                             "(pip install 'vislab[ray]'; RAY_ADDRESS for a cluster).")
                            ] = False,

@@ -9,7 +9,15 @@ import typer
 
 from vislab.core.cli import ProgressOpt, choice, console, err, fail, friendly
 from vislab.core.clihelp import documented
-from vislab.labs.fashion.cli_types import BackendOpt, ModelArg
+from vislab.labs.fashion.cli_types import (
+    BackendOpt,
+    CatalogColOpt,
+    CatalogDirOpt,
+    CatalogExtOpt,
+    InputsArg,
+    ModelArg,
+    OverwriteOpt,
+)
 
 
 @friendly
@@ -18,23 +26,19 @@ from vislab.labs.fashion.cli_types import BackendOpt, ModelArg
             none={"image_dir": "the CSV's folder", "image_col": "image", "pca": "no reduction",
                   "workers": "one per CPU core"})
 def index_cmd(checkpoint: ModelArg,
-              inputs: Annotated[list[str], typer.Argument(
-                  metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")],
+              inputs: InputsArg,
               out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The index file to write.")
                              ] = Path("catalog.index"),
               pca: Annotated[Optional[int], typer.Option(
                   min=1, metavar="DIM", help="Reduce the embeddings to DIM dimensions (PCA on the catalog).")] = None,
-              image_col: Annotated[Optional[str], typer.Option(
-                  "--image-col", metavar="COLUMN", help="The CSV column naming each image (its id).")] = None,
-              image_dir: Annotated[Optional[str], typer.Option(
-                  "--image-dir", metavar="FOLDER", help="Folder the CSV's image names are relative to.")] = None,
-              image_ext: Annotated[str, typer.Option(
-                  metavar="EXT", help="Appended to CSV image names without an extension.")] = ".jpg",
+              image_col: CatalogColOpt = None,
+              image_dir: CatalogDirOpt = None,
+              image_ext: CatalogExtOpt = ".jpg",
               batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
               workers: Annotated[Optional[int], typer.Option(
                   min=0, help="Processes that decode and embed (0: this process).")] = None,
               backend: BackendOpt = None,
-              overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")] = False,
+              overwrite: OverwriteOpt = False,
               progress: ProgressOpt = True):
     """Embed every catalog image (the backbone's pooled features, L2-normalised) into one index file, with
     the ids, paths and predicted labels."""

@@ -1,4 +1,5 @@
-"""Argument and option types the fashion commands share (`cli.py`, `cli_search.py`)."""
+"""Argument and option types the fashion commands share (`cli.py`, `cli_search.py`): the model, the
+backend, and how a catalog of images or a CSV is named."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,3 +14,11 @@ ModelArg = Annotated[Path, typer.Argument(
 BackendOpt = Annotated[Optional[str], typer.Option(
     metavar="torch|onnx", help="Inference backend; onnx runs the .onnx file `vislab export` wrote beside the "
                                "checkpoint. [default: onnx for an .onnx file, else torch]")]
+InputsArg = Annotated[list[str], typer.Argument(
+    metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")]
+CatalogColOpt = Annotated[Optional[str], typer.Option(
+    "--image-col", metavar="COLUMN", help="The CSV column naming each image (its id).")]
+CatalogDirOpt = Annotated[Optional[str], typer.Option(
+    "--image-dir", metavar="FOLDER", help="Folder the CSV's image names are relative to.")]
+CatalogExtOpt = Annotated[str, typer.Option(metavar="EXT", help="Appended to CSV image names without an extension.")]
+OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="Replace --out if it exists.")]
