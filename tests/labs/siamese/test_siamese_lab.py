@@ -251,6 +251,67 @@ def test_cli_siamese_verify_gallery_evaluate(faces_run, faces, tmp_path):
         json.loads((faces_run / "metrics.json").read_text())["auc"], abs=1e-6)
 
 
+def _people_folder(faces, tmp_path, people):
+    import shutil
+    folder = tmp_path / "others"
+    for p in people:
+        shutil.copytree(faces / p, folder / p)
+    return folder
+
+
+@pytest.mark.realdata
+def test_evaluate_on_another_folder_tests_every_person_at_the_stored_threshold(faces_run, faces, tmp_path):
+    from vislab.core import checkpoint as ckpt
+    best = faces_run / "checkpoints" / "best.safetensors"
+    own = json.loads((faces_run / "metrics.json").read_text())
+    stored = ckpt.read_meta(best)["verification"]  # written by the run's evaluation, travels with the file
+    assert stored["threshold"] == pytest.approx(own["threshold"]) and stored["val_auc"] == pytest.approx(own["val_auc"])
+    people = sorted(p.name for p in faces.iterdir() if p.is_dir())[:8]
+    folder = _people_folder(faces, tmp_path, people)
+    m = S.evaluate(best, root=str(folder), progress=False)
+    assert m["test_people"] == 8 and m["test_images"] == 80 and m["split"]["train"]["people"] == 0
+    assert m["test_pairs"] == {"same": 8 * 45, "different": 80 * 79 // 2 - 8 * 45}
+    assert m["threshold"] == pytest.approx(own["threshold"]) and m["threshold_from"].startswith("the checkpoint")
+    assert 0.5 < m["auc"] <= 1 and 0 <= m["eer"] < 0.5
+    trained = set(ckpt.read_meta(best)["split_people"]["train"]) | set(ckpt.read_meta(best)["split_people"]["val"])
+    assert m["seen_people"] == sorted(set(people) & trained)
+    out = faces_run / "eval-others"
+    assert json.loads((out / "metrics.json").read_text())["auc"] == pytest.approx(m["auc"])
+    assert (out / "report.html").is_file() and (out / "plots" / "roc.png").is_file()
+    assert json.loads((faces_run / "metrics.json").read_text()) == own  # the run's own results are kept
+    # the old behaviour on request: FOLDER re-split by person leaves one test person, which cannot verify
+    with pytest.raises(Exception, match="same-person and different-person pairs"):
+        S.evaluate(best, root=str(folder), out=tmp_path / "resplit", progress=False, split=True)
+
+
+@pytest.mark.realdata
+def test_a_checkpoint_without_a_threshold_is_refused_before_loading_data(faces_run, faces, tmp_path):
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from vislab.cli import app
+    from vislab.core import checkpoint as ckpt
+    loose = tmp_path / "loose" / "checkpoints" / "best.safetensors"  # no verification.json beside it
+    loose.parent.mkdir(parents=True)
+    shutil.copy(faces_run / "checkpoints" / "best.safetensors", loose)
+    ckpt.update_meta(loose, {"verification": None})
+    folder = _people_folder(faces, tmp_path, ["s10", "s11"])
+    r = CliRunner().invoke(app, ["siamese", "evaluate", str(loose), "--data", str(folder), "--no-progress"])
+    assert r.exit_code == 2 and "holds no validation threshold" in r.output, r.output
+    r = CliRunner().invoke(app, ["siamese", "evaluate", str(loose), "--split"])
+    assert r.exit_code == 2 and "--split needs --data" in r.output, r.output
+    with pytest.raises(Exception, match="holds no validation threshold"):
+        S.verify(loose, faces / "s10" / "1.pgm", faces / "s10" / "2.pgm")
+    assert S.verify(loose, faces / "s10" / "1.pgm", faces / "s10" / "2.pgm", threshold=5.0)["same"] is True
+    g = S.gallery(loose, faces / "s10" / "1.pgm", folder, top=3)
+    assert g["threshold"] is None and {m["same"] for m in g["matches"]} == {None}
+    # the stored threshold marks gallery matches; the query's own image is within it
+    g = S.gallery(faces_run, faces / "s10" / "1.pgm", folder, top=20)
+    t = g["threshold"]
+    assert g["matches"][0]["same"] is True and all(m["same"] == (m["distance"] <= t) for m in g["matches"])
+
+
 @pytest.mark.realdata
 def test_search_runs_resumes_and_requeues_an_interrupted_trial(faces, tmp_path):
     import optuna

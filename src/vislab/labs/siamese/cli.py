@@ -121,22 +121,35 @@ def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
 @app.command("evaluate")
 @friendly
 @documented(None, None, "vislab siamese evaluate runs/siamese",
-            "vislab siamese evaluate runs/siamese/checkpoints/best.safetensors --out runs/siamese-eval")
+            "vislab siamese evaluate runs/siamese --data staff-faces/")
 def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(
                              metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a checkpoint file.")],
                          data: Annotated[Optional[str], typer.Option(
                              "--data", metavar="FOLDER",
-                             help="Another folder of people. [default: the run's own person split]")] = None,
+                             help="Another folder of person subfolders: every person in it is a test person, at the "
+                                  "threshold chosen on the checkpoint's own validation people. "
+                                  "[default: the run's own person split]")] = None,
+                         split: Annotated[bool, typer.Option(
+                             "--split", help="Split --data FOLDER by person like the training data (data.split, "
+                                             "data.seed) and choose the threshold on its validation people.")] = False,
                          out: Annotated[Optional[Path], typer.Option(
-                             help="Output folder. [default: the run folder]")] = None,
+                             help="Output folder. [default: the run folder; with --data: RUN/eval-FOLDERNAME]")] = None,
                          progress: ProgressOpt = True):
     """Verification (ROC, AUC, EER, accuracy at the validation threshold), retrieval (P@1, MAP@R), plots, report."""
-    path, _ = checkpoint_arg(checkpoint, "siamese", "Siamese")
+    from vislab.core.errors import UsageError
+    path, meta = checkpoint_arg(checkpoint, "siamese", "Siamese")
+    if split and not data:
+        raise UsageError("--split needs --data FOLDER (without --data the run's own split is used)")
     if data:
         require_path(data, "--data")
+        if not split and not (meta.get("verification") or (path.parent.parent / "verification.json").is_file()):
+            raise UsageError(f"{path} holds no validation threshold: run `vislab siamese evaluate {checkpoint}` once "
+                             "on its own split to store it, or pass --split")
     from vislab.labs.siamese import lab as siamese
-    siamese.evaluate(path, out=out, root=data, progress=progress)
-    console.print(f"report: {Path(out or path.parent.parent) / 'report.html'}")
+    siamese.evaluate(path, out=out, root=data, progress=progress, split=split)
+    folder = out or (path.parent.parent / f"eval-{Path(data).resolve().name}" if data and not split
+                     else path.parent.parent)
+    console.print(f"report: {Path(folder) / 'report.html'}")
 
 
 @app.command("baseline")
@@ -190,7 +203,8 @@ def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(metavar="IMAGE", h
                         out: Annotated[Optional[Path], typer.Option(
                             help="PNG of the query and its matches. [default: none]")] = None,
                         as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False):
-    """The --top gallery images nearest to a query face, closest first."""
+    """The --top gallery images (any people) nearest to a query face, closest first, each within the
+    checkpoint's validation threshold or not."""
     from vislab.core.errors import DataError
     _, meta = checkpoint_arg(run, "siamese", "Siamese")
     _image(query)
@@ -204,10 +218,11 @@ def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(metavar="IMAGE", h
         return
     from rich.table import Table as RTable
     t = RTable(title=f"{top} nearest of {query} in {gallery} ({r['gallery_images']} images)")
-    for c in ("rank", "distance", "person", "file"):
+    for c in ("rank", "distance", "same person?", "person", "file"):
         t.add_column(c)
     for m in r["matches"]:
-        t.add_row(str(m["rank"]), f"{m['distance']:.4f}", str(m["person"] or ""), m["file"])
+        same = "" if m["same"] is None else ("yes" if m["same"] else "no")
+        t.add_row(str(m["rank"]), f"{m['distance']:.4f}", same, str(m["person"] or ""), m["file"])
     console.print(t)
     if out:
         console.print(f"grid: {out}")

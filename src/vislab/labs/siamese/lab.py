@@ -34,6 +34,7 @@ from vislab.core.data.images import DataError, ImageError, load_image
 from vislab.core.data.loaders import batch_loader
 from vislab.core.data.paths import folder_images
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, seed_all
+from vislab.core.errors import CheckpointError
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.core.transforms import BatchTransform
 from vislab.labs.siamese.config import SiameseRunConfig
@@ -138,16 +139,38 @@ def split_embeddings(model, data: FaceData, mean, std, split: str):
 
 
 def evaluate_run(run_dir: Path, data: FaceData | None = None, history: list[dict] | None = None,
-                 path: Path | None = None, console=None, seed: int = 0, plots_on: bool = True) -> dict:
+                 path: Path | None = None, console=None, seed: int = 0, plots_on: bool = True,
+                 store: bool = True) -> dict:
     """Verification (threshold from val pairs, applied to test pairs), retrieval and plots of a checkpoint
-    (default: the run's best). Writes metrics.json, verification.json (threshold and calibration, used by
-    `verify`) and report.html into the run folder."""
+    (default: the run's best) on its own person split. Writes metrics.json, verification.json and report.html
+    into the run folder and, with `store`, the threshold and calibration into the checkpoint itself, so that
+    `verify`, `gallery` and `evaluate --data` on another folder of people use them wherever the file goes."""
     run_dir = Path(run_dir)
     path = Path(path or run_dir / "checkpoints" / "best.safetensors")
     model, meta, cfg = load_model(path)
     data = data or load_data(cfg, progress=False)
     history = history if history is not None else meta.get("history", [])
-    return evaluate_model(model, meta, cfg, run_dir, data, history, str(path), console, seed, plots_on)
+    out = evaluate_model(model, meta, cfg, run_dir, data, history, str(path), console, seed, plots_on)
+    if store:
+        ckpt.update_meta(path, {"verification": json.loads((run_dir / "verification.json").read_text())})
+    return out
+
+
+def _score_test(model: nn.Module, meta: dict, data: FaceData, threshold: float) -> tuple[dict, tuple]:
+    """Verification over every pair of test images at `threshold`, and retrieval among them; also the arrays
+    the plots need."""
+    distance = meta.get("distance", "euclidean")
+    et, lt, it = split_embeddings(model, data, meta["mean"], meta["std"], "test")
+    d, same = pair_distances(et, lt, distance)
+    v = verification_metrics(d, same)
+    at = accuracy_at(d, same, threshold)
+    retr = retrieval_metrics(et.numpy(), lt, distance)
+    scores = {"test_people": int(len(np.unique(lt))), "test_images": int(len(lt)),
+              "test_pairs": {"same": int(same.sum()), "different": int((1 - same).sum())},
+              "auc": v["auc"], "eer": v["eer"], "threshold": threshold,
+              "accuracy": at["accuracy"], "balanced_accuracy": at["balanced_accuracy"], "tpr": at["tpr"],
+              "tnr": at["tnr"], "precision_at_1": retr["precision_at_1"], "map_at_r": retr["map_at_r"]}
+    return scores, (et, lt, it, d, same, v)
 
 
 def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir: Path, data: FaceData,
@@ -156,37 +179,37 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
     """evaluate_run for a model in memory (`meta` gives mean, std and distance)."""
     console = console or rich_console()
     run_dir.mkdir(parents=True, exist_ok=True)
-    mean, std, distance = meta["mean"], meta["std"], meta.get("distance", "euclidean")
+    distance = meta.get("distance", "euclidean")
     t0 = time.time()
-    ev, lv, _ = split_embeddings(model, data, mean, std, "val")
-    et, lt, it = split_embeddings(model, data, mean, std, "test")
+    ev, lv, _ = split_embeddings(model, data, meta["mean"], meta["std"], "val")
     dv, sv = pair_distances(ev, lv, distance)
-    dt_, st = pair_distances(et, lt, distance)
     threshold = choose_threshold(dv, sv)
     val_v = verification_metrics(dv, sv)
-    test_v = verification_metrics(dt_, st)
-    at = accuracy_at(dt_, st, threshold)
-    retr = retrieval_metrics(et.numpy(), lt, distance)
-    calib = calibrate(dv, sv)
+    scores, arrays = _score_test(model, meta, data, threshold)
     out = {"loss": loss_name or SiameseObjective.from_config(cfg).describe(), "checkpoint": source,
-           "best_epoch": meta.get("epoch"),
-           "epochs": len(history or []), "test_people": int(len(np.unique(lt))), "test_images": int(len(lt)),
-           "test_pairs": {"same": int(st.sum()), "different": int((1 - st).sum())},
-           "auc": test_v["auc"], "eer": test_v["eer"], "threshold": threshold, "threshold_from": "validation pairs",
-           "accuracy": at["accuracy"], "balanced_accuracy": at["balanced_accuracy"], "tpr": at["tpr"], "tnr": at["tnr"],
-           "precision_at_1": retr["precision_at_1"], "map_at_r": retr["map_at_r"],
-           "val_auc": val_v["auc"], "val_eer": val_v["eer"],
+           "best_epoch": meta.get("epoch"), "epochs": len(history or []), **scores,
+           "threshold_from": "validation pairs", "val_auc": val_v["auc"], "val_eer": val_v["eer"],
            "train_seconds": sum(float(h.get("train_seconds", 0)) for h in history or []),
            "split": data.split.sizes(), "excluded": data.excluded, "hardware": hardware(),
            "eval_seconds": round(time.time() - t0, 2)}
     (run_dir / "metrics.json").write_text(json.dumps(out, indent=2))
     (run_dir / "verification.json").write_text(json.dumps(
-        {"threshold": threshold, "distance": distance, "calibration": calib, "checkpoint": source}, indent=2))
+        {"threshold": threshold, "distance": distance, "calibration": calibrate(dv, sv), "checkpoint": source,
+         "val_auc": val_v["auc"], "val_eer": val_v["eer"], "val_people": len(data.split.people["val"])}, indent=2))
     _print_summary(console, out)
     if plots_on:
-        _write_plots(run_dir, data, et, lt, it, dt_, st, test_v, threshold, seed, distance)
+        _write_plots(run_dir, data, *arrays, threshold, seed, distance)
         write_run_report(run_dir, cfg, out, history)
     return out
+
+
+def stored_verification(meta: dict, run_dir: Path | None = None) -> dict:
+    """The threshold and calibration chosen on a checkpoint's own validation people: from the checkpoint
+    (written by evaluate_run), else from its run folder's verification.json (older checkpoints); {} if neither."""
+    if meta.get("verification"):
+        return meta["verification"]
+    ver = Path(run_dir) / "verification.json" if run_dir else None
+    return json.loads(ver.read_text()) if ver and ver.is_file() else {}
 
 
 def _print_summary(console, m: dict) -> None:
@@ -246,8 +269,8 @@ def write_run_report(run_dir: Path, cfg: SiameseRunConfig, m: dict, history) -> 
                       [Table(["test AUC", "test EER %", "precision@1", "MAP@R"],
                              [[m["auc"], 100 * m["eer"], m["precision_at_1"], m["map_at_r"]]])],
                       f"every pair of the {people} test people, never seen in training", cfg.train.max_steps),
-        Section("Verification and retrieval on the test people", f"Loss: {m['loss']}. Threshold chosen on validation "
-                "pairs (best balanced accuracy), applied unchanged to all test pairs.", [table]),
+        Section("Verification and retrieval on the test people", f"Loss: {m['loss']}. Threshold chosen on "
+                f"{m['threshold_from']} (best balanced accuracy), applied unchanged to all test pairs.", [table]),
         Section("Split by person", "", [split]),
         Section("Plots", "", [], [p for p in (pdir / "roc.png", pdir / "distances.png", pdir / "neighbours.png",
                                               pdir / "tsne.png", pdir / "curves.png") if p.is_file()]),
@@ -257,16 +280,56 @@ def write_run_report(run_dir: Path, cfg: SiameseRunConfig, m: dict, history) -> 
 
 
 def evaluate(checkpoint: str | Path, out: str | Path | None = None, root: str | None = None,
-             progress: bool = True) -> dict:
-    """Evaluate a checkpoint on its own person split (or another folder of people with `root`)."""
+             progress: bool = True, split: bool = False) -> dict:
+    """Evaluate a checkpoint on its own person split; with `root`, on another folder of people: every person in
+    it is a test person and the threshold is the checkpoint's own (chosen on its validation people), or, with
+    `split`, `root` is split by person like the training data and the threshold chosen on its val people."""
     checkpoint = Path(checkpoint)
+    if root and not split:
+        return evaluate_folder(checkpoint, root, out, progress)
     _, meta, cfg = load_model(checkpoint)
     if root:
         cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": root})})
     data = load_data(cfg, progress=progress)
     run_dir = Path(out) if out else checkpoint.parent.parent
     run_dir.mkdir(parents=True, exist_ok=True)
-    return evaluate_run(run_dir, data, path=checkpoint)
+    return evaluate_run(run_dir, data, path=checkpoint, store=not root)
+
+
+def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | None = None,
+                    progress: bool = True, console=None) -> dict:
+    """Every person of `root` as a test person, at the threshold stored in the checkpoint; writes metrics.json,
+    plots and report.html to `out` (default: RUN/eval-<folder name>, so the run's own results stay)."""
+    checkpoint = Path(checkpoint)
+    console = console or rich_console()
+    model, meta, cfg = load_model(checkpoint)
+    run_dir = checkpoint.parent.parent
+    ver = stored_verification(meta, run_dir)
+    if "threshold" not in ver:
+        raise CheckpointError(f"{checkpoint} holds no validation threshold: run `vislab siamese evaluate "
+                              f"{checkpoint}` once on its own split to store it, or pass --split")
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"root": str(root)})})
+    data = load_data(cfg, progress=progress, all_test=True)
+    known = set().union(*(meta.get("split_people", {}).get(k, []) for k in ("train", "val")))
+    seen = sorted(set(data.people) & known)
+    t0 = time.time()
+    scores, (et, lt, it, d, same, v) = _score_test(model, meta, data, float(ver["threshold"]))
+    m = {"loss": SiameseObjective.from_config(cfg).describe(), "checkpoint": str(checkpoint), "data": str(root),
+         "best_epoch": meta.get("epoch"), "epochs": len(meta.get("history", [])), **scores,
+         "threshold_from": "the checkpoint's own validation people", "val_auc": ver.get("val_auc"),
+         "val_eer": ver.get("val_eer"), "seen_people": seen, "train_seconds": 0.0, "split": data.split.sizes(),
+         "excluded": data.excluded, "hardware": hardware(), "eval_seconds": round(time.time() - t0, 2)}
+    out = Path(out) if out else run_dir / f"eval-{Path(root).resolve().name}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(m, indent=2))
+    _print_summary(console, m)
+    if seen:
+        console.print(f"[yellow]warning: {len(seen)} of the {len(data.people)} people share a folder name with the "
+                      f"checkpoint's training/validation people (e.g. {seen[0]}); if they are the same people, "
+                      "these are not results on unseen faces[/yellow]")
+    _write_plots(out, data, et, lt, it, d, same, v, float(ver["threshold"]), 0, meta.get("distance", "euclidean"))
+    write_run_report(out, cfg, m, [])
+    return m
 
 
 def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, progress: bool = True,
@@ -299,11 +362,11 @@ def verify(run_or_ckpt: str | Path, img1: str | Path, img2: str | Path, threshol
     (P(same | distance) from the logistic calibration on validation pairs, or its complement)."""
     path, run_dir = ckpt.resolve(run_or_ckpt)
     model, meta, _ = load_model(path)
-    ver = run_dir / "verification.json"
-    vinfo = json.loads(ver.read_text()) if ver.is_file() else {}
+    vinfo = stored_verification(meta, run_dir)
     if threshold is None:
         if "threshold" not in vinfo:
-            raise FileNotFoundError(f"{ver} is missing (run `vislab siamese evaluate` first) and no --threshold given")
+            raise CheckpointError(f"{path} holds no validation threshold (run `vislab siamese evaluate {path}` "
+                                  "once) and no --threshold was given")
         threshold = float(vinfo["threshold"])
     a, b = (_read_face(p, meta["image_size"]) for p in (img1, img2))
     e = embed(model, np.stack([a, b]), meta["mean"], meta["std"])
@@ -317,10 +380,12 @@ def verify(run_or_ckpt: str | Path, img1: str | Path, img2: str | Path, threshol
 
 def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top: int = 10,
             out: str | Path | None = None) -> dict:
-    """The `top` gallery images nearest to a query image; `folder` holds images, directly or in person
-    subfolders (then each match names its person). Writes a PNG of the query and its matches with `out`."""
-    path, _ = ckpt.resolve(run_or_ckpt)
+    """The `top` gallery images nearest to a query image; `folder` holds images of any people, directly or in
+    person subfolders (then each match names its person); each match says whether it is within the checkpoint's
+    validation threshold (`same`; None for a checkpoint without one). With `out`, a PNG of the query and matches."""
+    path, run_dir = ckpt.resolve(run_or_ckpt)
     model, meta, _ = load_model(path)
+    threshold = stored_verification(meta, run_dir).get("threshold")
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: gallery folder does not exist")
@@ -338,9 +403,11 @@ def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top:
     eq = embed(model, q[None], meta["mean"], meta["std"])
     idx, dist = nearest(eq, eg, top, meta.get("distance", "euclidean"))
     matches = [{"rank": r + 1, "file": str(ok[j]), "person": ok[j].parent.name if ok[j].parent != folder else None,
-                "distance": float(v)} for r, (j, v) in enumerate(zip(idx[0], dist[0]))]
+                "distance": float(v), "same": None if threshold is None else bool(v <= threshold)}
+               for r, (j, v) in enumerate(zip(idx[0], dist[0]))]
     if out:
         qp = Path(query).parent.name
         neighbour_grid(q[None], [g[idx[0]]], [[m["person"] == qp for m in matches]], out, [dist[0]],
                              title=f"{top} nearest gallery images of {Path(query).name}")
-    return {"query": str(query), "gallery_images": len(ok), "unreadable": bad, "matches": matches}
+    return {"query": str(query), "gallery_images": len(ok), "unreadable": bad, "threshold": threshold,
+            "matches": matches}
