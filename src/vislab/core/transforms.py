@@ -3,6 +3,7 @@ per-sample augmentation (flip, scale, shift, brightness/contrast) and progressiv
 `resize_scale` is the progressive-resizing schedule."""
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -27,19 +28,20 @@ class BatchTransform(torch.nn.Module):
 
     Runs on whatever device the batch is on (GPU in training), vectorised over the batch:
     random horizontal flip, small scale/shift (edges replicated: product photos sit on white),
-    brightness/contrast jitter. No hue or saturation change: colour is a label.
+    brightness/contrast jitter, and a small rotation when `max_rotate` (degrees) is set. No hue or saturation
+    change: colour is a label.
     `scale` < 1 (progressive resizing, set by the engine each epoch) shrinks training batches first (antialiased
     bilinear, sides rounded to a multiple of 8); evaluation always sees the full size.
     """
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], augment: bool = False,
                  flip: bool = True, max_shift: float = 0.06, max_scale: float = 0.08, jitter: float = 0.1,
-                 channels_last: bool = True):
+                 channels_last: bool = True, max_rotate: float = 0.0):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.augment, self.flip = augment, flip
-        self.max_shift, self.max_scale, self.jitter = max_shift, max_scale, jitter
+        self.max_shift, self.max_scale, self.jitter, self.max_rotate = max_shift, max_scale, jitter, max_rotate
         self.channels_last = channels_last
         self.scale = 1.0
 
@@ -63,6 +65,11 @@ class BatchTransform(torch.nn.Module):
         sx = s * (torch.where(torch.rand(n, generator=g) < 0.5, -1.0, 1.0).to(x.device) if self.flip else 1.0)
         theta = torch.zeros(n, 2, 3, device=x.device)
         theta[:, 0, 0], theta[:, 1, 1] = sx, s
+        if self.max_rotate:  # drawn only when on, so runs without rotation keep their random stream
+            a = u(-self.max_rotate, self.max_rotate).mul_(math.pi / 180)
+            cos, sin = a.cos(), a.sin()
+            theta[:, 0, 0], theta[:, 0, 1] = sx * cos, -s * sin
+            theta[:, 1, 0], theta[:, 1, 1] = sx * sin, s * cos
         theta[:, 0, 2], theta[:, 1, 2] = u(-self.max_shift, self.max_shift) * 2, u(-self.max_shift, self.max_shift) * 2
         grid = torch.nn.functional.affine_grid(theta, list(x.shape), align_corners=False)
         x = torch.nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

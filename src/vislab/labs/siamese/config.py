@@ -34,6 +34,9 @@ class SiameseDataConfig(Strict):
     """Decoded-image cache; default $VISLAB_CACHE or ~/.cache/vislab."""
     workers: int = 0
     """Processes that decode images (0 = one per CPU core)."""
+    rotate: float = 0.0
+    """Training augmentation (with train.augment, beside flip, small shift/scale, brightness/contrast): a random
+    rotation of up to this many degrees either way."""
 
     _split_sums_to_one = field_validator("split")(classmethod(lambda cls, v: check_split(v)))
 
@@ -52,14 +55,30 @@ class SiameseModelConfig(Strict):
     freeze_bn: bool = True
     """Keep the backbone's BatchNorm statistics (ImageNet's) while training; batch statistics of small pair batches
     do not carry over to evaluation."""
+    train_blocks: int | None = None
+    """Partial fine-tuning: train only the backbone's last this many stages (timm `blocks` or `stages`) and what
+    follows them; the stem and earlier stages stay frozen. null: every layer."""
 
     _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
 
 
+CLASS_LOSSES = ("arcface", "cosface", "subcenter-arcface")
+"""Losses with a learned weight per training person (pytorch-metric-learning); the rest compare embeddings only."""
+
+
 class SiameseLossConfig(Strict):
-    loss: Literal["contrastive", "triplet"] = "contrastive"
+    loss: Literal["contrastive", "triplet", "multi-similarity", "arcface", "cosface", "subcenter-arcface"] = (
+        "contrastive")
     """contrastive: pairs from the pair sampler; triplet: triplets from the triplet sampler, or mined in-batch
-    (miner)."""
+    (miner); multi-similarity (with its miner), arcface, cosface, subcenter-arcface: pytorch-metric-learning's
+    losses on batches of m_per_class images per training person."""
+    class_margin: float | None = None
+    """arcface / subcenter-arcface: angular margin in degrees; cosface: cosine margin. null: pytorch-metric-learning's
+    default (28.6 degrees; 0.35)."""
+    scale: float = 64.0
+    """arcface, cosface, subcenter-arcface: the logit scale s."""
+    class_lr_mult: float = 10.0
+    """arcface, cosface, subcenter-arcface: learning rate of the per-person weights, as a multiple of train.lr."""
     form: Literal["original", "hadsell"] = "hadsell"
     """Contrastive form: original y*d^2 + (1-y)*max(0, m^2 - d^2); hadsell y*d^2 + (1-y)*max(0, m - d)^2."""
     margin: float = 1.0

@@ -50,17 +50,19 @@ from vislab.labs.siamese.metrics import (
     verification_metrics,
 )
 from vislab.labs.siamese.model import EmbeddingNet
-from vislab.labs.siamese.objective import SiameseObjective, train_loader
+from vislab.labs.siamese.objective import SiameseObjective, loss_head, train_loader
 from vislab.labs.siamese.plots import distance_distributions, neighbour_grid, verification_roc
 
 # --------------------------------------------------------------------------- model
 
 
-def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None) -> EmbeddingNet:
+def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None, classes: int | None = None) -> EmbeddingNet:
+    """The embedding network of `cfg`; with `classes` (training people) and a class loss, with its loss head."""
     mc = cfg.model
     return EmbeddingNet(mc.backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
                         relu=mc.relu, normalize=mc.normalize, image_size=tuple(cfg.data.image_size),
-                        freeze_bn=mc.freeze_bn)
+                        freeze_bn=mc.freeze_bn, train_blocks=mc.train_blocks,
+                        loss_head=loss_head(cfg, classes) if classes else None, head_lr_mult=cfg.loss.class_lr_mult)
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[EmbeddingNet, dict, SiameseRunConfig]:
@@ -68,19 +70,25 @@ def load_model(path: str | Path, device: str = "cpu") -> tuple[EmbeddingNet, dic
     path = Path(path)
     weights, meta = ckpt.load_checked(path, "siamese", "Siamese")
     cfg = SiameseRunConfig.model_validate(meta["config"])
-    model = build_model(cfg, pretrained=False)
+    model = build_model(cfg, pretrained=False, classes=len(meta.get("split_people", {}).get("train", [])))
     ckpt.load_into(model, weights, path)
     return model.to(device).eval(), meta, cfg
 
 
 @torch.no_grad()
-def embed(model: nn.Module, images, mean, std, batch_size: int = 128) -> torch.Tensor:
-    """Embeddings (N, D) of uint8 images (N, 3, H, W)."""
+def embed(model: nn.Module, images, mean, std, batch_size: int = 128, tta: bool = False) -> torch.Tensor:
+    """Embeddings (N, D) of uint8 images (N, 3, H, W); with `tta` the mean of the image's and its mirror's
+    embedding (L2-normalised again when the model normalises)."""
     model.eval()
     norm = BatchTransform(mean, std, augment=False).eval()
     out = []
     for i in range(0, len(images), batch_size):
-        out.append(model(norm(torch.from_numpy(np.array(images[i:i + batch_size])))).float())
+        x = norm(torch.from_numpy(np.array(images[i:i + batch_size])))
+        e = model(x).float()
+        if tta:
+            e = (e + model(x.flip(-1)).float()) / 2
+            e = nn.functional.normalize(e, dim=-1) if getattr(model, "normalize", False) else e
+        out.append(e)
     return torch.cat(out) if out else torch.zeros(0, getattr(model, "embedding_dim", 1))
 
 
@@ -102,10 +110,10 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
         data = data or load_data(cfg, progress=progress and fabric.is_global_zero)
     tc = cfg.train.filled()
     seed_all(tc.seed)
-    model = build_model(cfg)
+    model = build_model(cfg, classes=len(data.split.people["train"]))
     mean, std = _norm_of(model)
-    objective = SiameseObjective.from_config(cfg)
-    transform = BatchTransform(mean, std, augment=tc.augment)
+    objective = SiameseObjective.from_config(cfg, model.loss_head, data.split.people["train"])
+    transform = BatchTransform(mean, std, augment=tc.augment, max_rotate=cfg.data.rotate)
     meta = {"lab": "siamese", "config": cfg.model_dump(mode="json"), "mean": mean, "std": std, "people": data.people,
             "split_people": {k: [data.people[p] for p in v] for k, v in data.split.people.items()},
             "image_size": list(cfg.data.image_size), "distance": objective.distance}
@@ -133,9 +141,9 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
 # --------------------------------------------------------------------------- evaluate
 
 
-def split_embeddings(model, data: FaceData, mean, std, split: str):
+def split_embeddings(model, data: FaceData, mean, std, split: str, tta: bool = False):
     idx = getattr(data.split, split)
-    return embed(model, data.images[idx], mean, std), data.labels[idx], idx
+    return embed(model, data.images[idx], mean, std, tta=tta), data.labels[idx], idx
 
 
 def evaluate_run(run_dir: Path, data: FaceData | None = None, history: list[dict] | None = None,
@@ -156,11 +164,12 @@ def evaluate_run(run_dir: Path, data: FaceData | None = None, history: list[dict
     return out
 
 
-def _score_test(model: nn.Module, meta: dict, data: FaceData, threshold: float) -> tuple[dict, tuple]:
+def _score_test(model: nn.Module, meta: dict, data: FaceData, threshold: float,
+                tta: bool = False) -> tuple[dict, tuple]:
     """Verification over every pair of test images at `threshold`, and retrieval among them; also the arrays
     the plots need."""
     distance = meta.get("distance", "euclidean")
-    et, lt, it = split_embeddings(model, data, meta["mean"], meta["std"], "test")
+    et, lt, it = split_embeddings(model, data, meta["mean"], meta["std"], "test", tta)
     d, same = pair_distances(et, lt, distance)
     v = verification_metrics(d, same)
     at = accuracy_at(d, same, threshold)
@@ -181,14 +190,15 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
     run_dir.mkdir(parents=True, exist_ok=True)
     distance = meta.get("distance", "euclidean")
     t0 = time.time()
-    ev, lv, _ = split_embeddings(model, data, meta["mean"], meta["std"], "val")
+    tta = bool(cfg.train.filled().tta)
+    ev, lv, _ = split_embeddings(model, data, meta["mean"], meta["std"], "val", tta)
     dv, sv = pair_distances(ev, lv, distance)
     threshold = choose_threshold(dv, sv)
     val_v = verification_metrics(dv, sv)
-    scores, arrays = _score_test(model, meta, data, threshold)
+    scores, arrays = _score_test(model, meta, data, threshold, tta)
     out = {"loss": loss_name or SiameseObjective.from_config(cfg).describe(), "checkpoint": source,
            "best_epoch": meta.get("epoch"), "epochs": len(history or []), **scores,
-           "threshold_from": "validation pairs", "val_auc": val_v["auc"], "val_eer": val_v["eer"],
+           "tta": tta, "threshold_from": "validation pairs", "val_auc": val_v["auc"], "val_eer": val_v["eer"],
            "train_seconds": sum(float(h.get("train_seconds", 0)) for h in history or []),
            "split": data.split.sizes(), "excluded": data.excluded, "hardware": hardware(),
            "eval_seconds": round(time.time() - t0, 2)}
@@ -313,10 +323,11 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
     known = set().union(*(meta.get("split_people", {}).get(k, []) for k in ("train", "val")))
     seen = sorted(set(data.people) & known)
     t0 = time.time()
-    scores, (et, lt, it, d, same, v) = _score_test(model, meta, data, float(ver["threshold"]))
+    tta = bool(cfg.train.filled().tta)
+    scores, (et, lt, it, d, same, v) = _score_test(model, meta, data, float(ver["threshold"]), tta)
     m = {"loss": SiameseObjective.from_config(cfg).describe(), "checkpoint": str(checkpoint), "data": str(root),
          "best_epoch": meta.get("epoch"), "epochs": len(meta.get("history", [])), **scores,
-         "threshold_from": "the checkpoint's own validation people", "val_auc": ver.get("val_auc"),
+         "tta": tta, "threshold_from": "the checkpoint's own validation people", "val_auc": ver.get("val_auc"),
          "val_eer": ver.get("val_eer"), "seen_people": seen, "train_seconds": 0.0, "split": data.split.sizes(),
          "excluded": data.excluded, "hardware": hardware(), "eval_seconds": round(time.time() - t0, 2)}
     out = Path(out) if out else run_dir / f"eval-{Path(root).resolve().name}"
@@ -361,7 +372,7 @@ def verify(run_or_ckpt: str | Path, img1: str | Path, img2: str | Path, threshol
     """Distance of two face images, the validation threshold, same/different and its confidence
     (P(same | distance) from the logistic calibration on validation pairs, or its complement)."""
     path, run_dir = ckpt.resolve(run_or_ckpt)
-    model, meta, _ = load_model(path)
+    model, meta, cfg = load_model(path)
     vinfo = stored_verification(meta, run_dir)
     if threshold is None:
         if "threshold" not in vinfo:
@@ -369,7 +380,7 @@ def verify(run_or_ckpt: str | Path, img1: str | Path, img2: str | Path, threshol
                                   "once) and no --threshold was given")
         threshold = float(vinfo["threshold"])
     a, b = (_read_face(p, meta["image_size"]) for p in (img1, img2))
-    e = embed(model, np.stack([a, b]), meta["mean"], meta["std"])
+    e = embed(model, np.stack([a, b]), meta["mean"], meta["std"], tta=bool(cfg.train.filled().tta))
     d = float(DISTANCES[meta.get("distance", "euclidean")](e[:1], e[1:])[0])
     same = d <= threshold
     cal = vinfo.get("calibration")
@@ -384,7 +395,8 @@ def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top:
     person subfolders (then each match names its person); each match says whether it is within the checkpoint's
     validation threshold (`same`; None for a checkpoint without one). With `out`, a PNG of the query and matches."""
     path, run_dir = ckpt.resolve(run_or_ckpt)
-    model, meta, _ = load_model(path)
+    model, meta, cfg = load_model(path)
+    tta = bool(cfg.train.filled().tta)
     threshold = stored_verification(meta, run_dir).get("threshold")
     folder = Path(folder)
     if not folder.is_dir():
@@ -399,8 +411,8 @@ def gallery(run_or_ckpt: str | Path, query: str | Path, folder: str | Path, top:
     if len(ok) < top:
         raise DataError(f"{folder}: {len(ok)} readable images ({bad} unreadable), fewer than --top {top}")
     g = np.asarray(imgs[keep])
-    eg = embed(model, g, meta["mean"], meta["std"])
-    eq = embed(model, q[None], meta["mean"], meta["std"])
+    eg = embed(model, g, meta["mean"], meta["std"], tta=tta)
+    eq = embed(model, q[None], meta["mean"], meta["std"], tta=tta)
     idx, dist = nearest(eq, eg, top, meta.get("distance", "euclidean"))
     matches = [{"rank": r + 1, "file": str(ok[j]), "person": ok[j].parent.name if ok[j].parent != folder else None,
                 "distance": float(v), "same": None if threshold is None else bool(v <= threshold)}

@@ -36,10 +36,12 @@ class VerificationMetrics(nn.Module):
         if not self.emb:
             return {"average": {}}
         emb, lab = torch.cat(self.emb), torch.cat(self.lab)
-        loss = float(self.objective.labelled_loss(emb, lab, mined=False))
         d, same = pair_distances(emb, lab, self.objective.distance)
         v = verification_metrics(d, same)
-        return {"average": {"loss": loss, "auc": v["auc"], "eer": v["eer"]}}
+        out = {"auc": v["auc"], "eer": v["eer"]}
+        if self.objective.has_val_loss:
+            out["loss"] = float(self.objective.labelled_loss(emb, lab, mined=False))
+        return {"average": out}
 
 
 def pair_distances(emb, labels, distance: str = "euclidean") -> tuple[np.ndarray, np.ndarray]:

@@ -17,7 +17,8 @@ class EmbeddingNet(nn.Module):
 
     def __init__(self, backbone: str | nn.Module = "tf_efficientnet_lite0", embedding_dim: int = 128,
                  pretrained: bool = True, relu: bool = False, normalize: bool = True,
-                 image_size: tuple[int, int] | None = None, freeze_bn: bool = False):
+                 image_size: tuple[int, int] | None = None, freeze_bn: bool = False,
+                 train_blocks: int | None = None, loss_head: nn.Module | None = None, head_lr_mult: float = 1.0):
         super().__init__()
         self.freeze_bn = freeze_bn
         if embedding_dim < 1:
@@ -28,6 +29,11 @@ class EmbeddingNet(nn.Module):
         self.embedding_dim, self.relu, self.normalize = embedding_dim, relu, normalize
         self.proj = nn.Linear(self.backbone.num_features, embedding_dim)
         self.data_config = backbone_data_config(self.backbone)
+        self.loss_head, self.head_lr_mult = loss_head, head_lr_mult
+        """A loss's learned weights (ArcFace/CosFace: one per training person): trained and checkpointed with the
+        network so that --resume is exact; never used to embed."""
+        if train_blocks is not None:
+            freeze_stages(self.backbone, train_blocks)
 
     def train(self, mode: bool = True):
         """With freeze_bn the backbone's BatchNorm layers stay in eval mode while training: they keep their
@@ -49,10 +55,36 @@ class EmbeddingNet(nn.Module):
 
     def param_groups(self, lr: float, backbone_lr_mult: float = 1.0) -> list[dict]:
         groups = [{"params": list(self.proj.parameters()), "lr": lr, "name": "head"}]
+        if self.loss_head is not None:
+            groups.append({"params": list(self.loss_head.parameters()), "lr": lr * self.head_lr_mult,
+                           "name": "loss"})
         bb = [p for p in self.backbone.parameters() if p.requires_grad]
         if bb:
             groups.insert(0, {"params": bb, "lr": lr * backbone_lr_mult, "name": "backbone"})
         return groups
+
+
+def freeze_stages(backbone: nn.Module, train: int) -> None:
+    """Freeze a timm backbone but its last `train` stages (`blocks` or `stages`) and the layers after them."""
+    stages = getattr(backbone, "blocks", None)
+    stages = stages if stages is not None else getattr(backbone, "stages", None)
+    if not isinstance(stages, nn.Sequential):
+        raise ValueError(f"model.train_blocks needs a timm backbone with `blocks` or `stages` "
+                         f"(EfficientNet, MobileNet, ConvNeXt, ...), not {type(backbone).__name__}")
+    n = len(stages)
+    if not 0 <= train <= n:
+        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
+    first = n - train
+    seen = {id(p) for p in stages.parameters()}
+    for i, stage in enumerate(stages):
+        stage.requires_grad_(i >= first)
+    stem = [m for name, m in backbone.named_children() if name in ("conv_stem", "bn1", "stem")]
+    for m in stem:
+        m.requires_grad_(train == n)
+    seen |= {id(p) for m in stem for p in m.parameters()}
+    for p in backbone.parameters():  # after the stages: conv_head, bn2, norm_pre, ...
+        if id(p) not in seen:
+            p.requires_grad_(True)
 
 
 @register_model("embedding")

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from vislab.core.metrics import MeanParts
-from vislab.labs.siamese.config import SiameseRunConfig
+from vislab.labs.siamese.config import CLASS_LOSSES, SiameseRunConfig
 from vislab.labs.siamese.data import FaceData
 from vislab.labs.siamese.losses import DISTANCES, contrastive_loss, triplet_loss
 from vislab.labs.siamese.metrics import VerificationMetrics
@@ -52,7 +52,7 @@ def train_loader(cfg: SiameseRunConfig, data: FaceData, x: torch.Tensor) -> torc
     tc, lc = cfg.train.filled(), cfg.loss
     idx = data.split.train
     bs = tc.batch_size
-    if lc.loss == "contrastive" or lc.miner == "none":
+    if lc.loss == "contrastive" or (lc.loss == "triplet" and lc.miner == "none"):
         sampler = (PairSampler(data.labels, idx, seed=tc.seed, positive_rate=cfg.data.positive_rate)
                    if lc.loss == "contrastive" else TripletSampler(data.labels, idx, seed=tc.seed))
         g = torch.Generator().manual_seed(tc.seed)
@@ -72,29 +72,66 @@ def train_loader(cfg: SiameseRunConfig, data: FaceData, x: torch.Tensor) -> torc
                                        num_workers=tc.num_workers)
 
 
+def loss_head(cfg: SiameseRunConfig, classes: int) -> nn.Module | None:
+    """pytorch-metric-learning's ArcFace / CosFace / SubCenter-ArcFace loss (it holds a weight per training person,
+    trained with the network), or None for the losses that compare embeddings only."""
+    lc = cfg.loss
+    if lc.loss not in CLASS_LOSSES:
+        return None
+    from pytorch_metric_learning import losses
+    kw = {"num_classes": classes, "embedding_size": cfg.model.embedding_dim, "scale": lc.scale}
+    if lc.class_margin is not None:
+        kw["margin"] = lc.class_margin
+    cls = {"arcface": losses.ArcFaceLoss, "cosface": losses.CosFaceLoss,
+           "subcenter-arcface": losses.SubCenterArcFaceLoss}[lc.loss]
+    return cls(**kw)
+
+
 class SiameseObjective:
-    """The contrastive or triplet loss of a batch, whatever its structure (see the module docstring)."""
+    """The contrastive, triplet or pytorch-metric-learning loss of a batch, whatever its structure (see the
+    module docstring). A class loss (`head`, from `loss_head`) scores labelled batches of training people, whose
+    global person ids `train_people` lists in class order."""
 
     def __init__(self, loss: str = "contrastive", margin: float = 1.0, form: str = "hadsell",
-                 distance: str = "euclidean", miner: str = "none"):
+                 distance: str = "euclidean", miner: str = "none", head: nn.Module | None = None,
+                 train_people: list[int] | None = None):
         self.loss, self.margin, self.form, self.miner = loss, margin, form, miner
         self.distance = "euclidean" if loss == "contrastive" else distance
         self.dist = DISTANCES[self.distance]
+        self.head, self.class_of = head, None
         if loss == "contrastive":
             contrastive_loss(torch.zeros(1), torch.ones(1), margin, form)  # validates
-        else:
+        elif loss == "triplet":
             self.triplet = triplet_loss(margin, self.distance)  # sampled (a, p, n) batches
             self.pml_loss, self.pml_miner = self._pml(miner)  # labelled batches: all or mined triplets
+        elif loss == "multi-similarity":
+            from pytorch_metric_learning import losses, miners
+            self.pml_loss, self.pml_miner = losses.MultiSimilarityLoss(), miners.MultiSimilarityMiner()
+        elif head is not None:  # a class loss (CLASS_LOSSES) with its weights
+            self.pml_loss, self.pml_miner = head, None
+            ids = torch.as_tensor(train_people or [], dtype=torch.long)
+            self.class_of = torch.full((int(ids.max()) + 1 if len(ids) else 0,), -1, dtype=torch.long)
+            self.class_of[ids] = torch.arange(len(ids))
 
     @classmethod
-    def from_config(cls, cfg: SiameseRunConfig) -> SiameseObjective:
+    def from_config(cls, cfg: SiameseRunConfig, head: nn.Module | None = None,
+                    train_people: list[int] | None = None) -> SiameseObjective:
         lc = cfg.loss
-        return cls(lc.loss, lc.margin, lc.form, lc.distance, lc.miner)
+        return cls(lc.loss, lc.margin, lc.form, lc.distance, lc.miner, head, train_people)
+
+    @property
+    def has_val_loss(self) -> bool:
+        """Class losses have no loss on validation people (they are not classes); the others do."""
+        return self.loss not in CLASS_LOSSES
 
     def describe(self) -> str:
         if self.loss == "contrastive":
             return f"contrastive ({self.form}, margin {self.margin:g})"
-        return f"triplet ({self.distance}, margin {self.margin:g}, miner {self.miner})"
+        if self.loss == "triplet":
+            return f"triplet ({self.distance}, margin {self.margin:g}, miner {self.miner})"
+        if self.loss == "multi-similarity":
+            return "multi-similarity (pytorch-metric-learning, with its miner)"
+        return f"{self.loss} (pytorch-metric-learning)"
 
     def _pml(self, miner: str):
         """pytorch-metric-learning's triplet loss (mean over triplets, as torch's) and the miner, same distance."""
@@ -118,9 +155,10 @@ class SiameseObjective:
         elif n == b:
             loss = self.labelled_loss(out, y, mined)
         else:
+            k = {"contrastive": "2", "triplet": "3"}.get(self.loss)
             raise ValueError(f"batch of {n} embeddings and {b} labels: a {self.loss} objective takes "
-                             f"{'2' if self.loss == 'contrastive' else '3'} embeddings per label, "
-                             "or 1 (labelled images)")
+                             + (f"{k} embeddings per label, or 1 (labelled images)" if k else
+                                "1 embedding per label (labelled images)"))
         return loss, {"loss": loss.detach()}
 
     def labelled_loss(self, emb: torch.Tensor, labels: torch.Tensor, mined: bool = True) -> torch.Tensor:
@@ -129,6 +167,15 @@ class SiameseObjective:
             i, j = torch.triu_indices(len(emb), len(emb), 1, device=emb.device)
             d = self.dist(emb[i], emb[j])
             return contrastive_loss(d, (labels[i] == labels[j]).long(), self.margin, self.form)
+        if self.loss in CLASS_LOSSES and self.head is None:
+            raise ValueError(f"a {self.loss} objective needs its head (objective.loss_head, in the model)")
+        if self.class_of is not None:  # a class loss: training people only
+            labels = labels.cpu()
+            known = labels < len(self.class_of)
+            cls = torch.where(known, self.class_of[labels.clamp_max(max(len(self.class_of) - 1, 0))], -1)
+            if (cls < 0).any():  # validation people are no class: no loss (validation scores AUC and EER)
+                return emb.new_tensor(float("nan"))
+            return self.pml_loss(emb, cls.to(emb.device))
         tuples = self.pml_miner(emb, labels) if mined and self.pml_miner is not None else None
         return self.pml_loss(emb, labels, tuples)
 
