@@ -262,7 +262,7 @@ def repeat_splits(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), baseline: bool 
     splits say more. Writes splits.json, splits.csv and report.html."""
     console = console or rich_console()
     out = new_run_dir(cfg.out_dir, f"{cfg.name}-splits")
-    keys = ("auc", "eer", "accuracy", "balanced_accuracy", "precision_at_1", "map_at_r", "val_auc")
+    keys = ("auc", "eer", "accuracy", "balanced_accuracy", "precision_at_1", "map_at_r", "val_auc", "val_eer")
     rows: dict[str, list[dict]] = {"trained": [], "pretrained, no training": []}
     for seed in seeds:
         c = on_split(cfg, int(seed)).model_copy(update={"name": f"seed-{seed}", "out_dir": str(out)})
