@@ -1,6 +1,9 @@
 """Data builders shared by test modules (importable as `helpers`: pytest puts tests/ on the path)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +57,13 @@ def write_people(root: Path, people: dict[str, int], size=(40, 32), seed=0) -> P
             arr = np.clip(base + rng.integers(0, 40, size), 0, 255).astype(np.uint8)
             Image.fromarray(arr, "L").save(d / f"{i}.pgm")
     return root
+
+
+CLI = [sys.executable, "-m", "vislab"]
+"""The command line as a user runs it (a fresh process: import time, exit codes and stderr are real)."""
+
+
+def run_cli(*args, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`vislab ARGS...` in a subprocess, output captured as text, on a wide terminal (rich does not wrap)."""
+    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "COLUMNS": "200"})

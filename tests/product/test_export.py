@@ -4,24 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import run_cli as run
 from vislab.core.errors import CheckpointError
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-CLI = [sys.executable, "-m", "vislab"]
 
-
-def run(*args):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

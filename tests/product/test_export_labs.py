@@ -3,26 +3,19 @@ code (logits and features; embeddings), the metadata is enough to use it, and th
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import run_cli as run
 from helpers import write_people, write_shapes
 from vislab.core.config import load_config
 
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-CLI = [sys.executable, "-m", "vislab"]
 
-
-def run(*args):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

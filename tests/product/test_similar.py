@@ -4,23 +4,14 @@ service answer."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import time
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import run_cli as run
 from vislab.core.errors import CheckpointError, DataError, UsageError
-
-CLI = [sys.executable, "-m", "vislab"]
-
-
-def run(*args):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 def photos(catalog):

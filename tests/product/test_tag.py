@@ -8,24 +8,18 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import CLI
+from helpers import run_cli as run
 from vislab.core.errors import DataError, UsageError
 from vislab.labs.fashion.predict import Predictor
 from vislab.product.inputs import resolve_inputs
 from vislab.product.outputs import TagWriter, columns
 from vislab.product.tag import tag
-
-CLI = [sys.executable, "-m", "vislab"]
-
-
-def run(*args, timeout=300):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 def read_csv(path: Path) -> list[dict]:

@@ -3,26 +3,17 @@ real-data run on ../shared/data/cifar10 (skipped without it, failing under CI=tr
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from helpers import run_cli as run
 from helpers import write_shapes
 from vislab.core.config import load_config
 from vislab.labs.cifar import lab as cifar
 from vislab.labs.cifar.config import CifarRunConfig
-
-CLI = [sys.executable, "-m", "vislab"]
-
-
-def run(*args, timeout=600):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
 
 
 @pytest.fixture(scope="module")

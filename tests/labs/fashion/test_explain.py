@@ -3,19 +3,11 @@ gives (same confidences), a chosen label, clear refusals, and the deletion test 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 from PIL import Image
 
-CLI = [sys.executable, "-m", "vislab"]
-
-
-def run(*args):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "COLUMNS": "200"})
+from helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,7 @@ evaluate on new data (unseen labels), eda, bad CSVs."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,13 +11,7 @@ import pytest
 from PIL import Image
 
 import vislab
-
-CLI = [sys.executable, "-m", "vislab"]
-
-
-def run(*args, timeout=600):
-    return subprocess.run(CLI + [str(a) for a in args], capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "COLUMNS": "200"})
+from helpers import run_cli as run
 
 
 @pytest.fixture(scope="module")
