@@ -428,7 +428,8 @@ class Trainer:
                                                                  for i, v in enumerate(losses)], epoch)
             shown = [(k, row[k]) for k in ("val_accuracy", "val_f1", "val_auc", "val_eer", cfg.monitor)
                      if k in row and k != "val_loss"]
-            self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} val loss {val_loss:.4f} "
+            vl = f"val loss {val_loss:.4f} " if math.isfinite(val_loss) else ""  # e.g. ArcFace: no loss on val people
+            self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} {vl}"
                         + " ".join(f"{k.removeprefix('val_').replace('accuracy', 'acc')} {v:.4f}"
                                    for k, v in dict(shown).items())
                         + f" ({row['train_images_per_s']:.0f} img/s)" + ("  [best]" if is_best else ""))
