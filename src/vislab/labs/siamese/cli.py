@@ -28,6 +28,7 @@ from vislab.core.cli import (
 )
 from vislab.core.clihelp import documented
 from vislab.labs.siamese.config import SiameseRunConfig
+from vislab.labs.siamese.verification import folder_eval_dir, stored_verification
 
 app = typer.Typer(no_args_is_help=True,
                   help="Siamese faces: verification and retrieval, contrastive and triplet losses.")
@@ -142,13 +143,12 @@ def siamese_evaluate_cmd(checkpoint: Annotated[Path, typer.Argument(
         raise UsageError("--split needs --data FOLDER (without --data the run's own split is used)")
     if data:
         require_path(data, "--data")
-        if not split and not (meta.get("verification") or (path.parent.parent / "verification.json").is_file()):
+        if not split and "threshold" not in stored_verification(meta, path.parent.parent):
             raise UsageError(f"{path} holds no validation threshold: run `vislab siamese evaluate {checkpoint}` once "
                              "on its own split to store it, or pass --split")
     from vislab.labs.siamese import lab as siamese
     siamese.evaluate(path, out=out, root=data, progress=progress, split=split)
-    folder = out or (path.parent.parent / f"eval-{Path(data).resolve().name}" if data and not split
-                     else path.parent.parent)
+    folder = out or (folder_eval_dir(path.parent.parent, data) if data and not split else path.parent.parent)
     console.print(f"report: {Path(folder) / 'report.html'}")
 
 

@@ -52,6 +52,7 @@ from vislab.labs.siamese.metrics import (
 from vislab.labs.siamese.model import EmbeddingNet
 from vislab.labs.siamese.objective import SiameseObjective, loss_head, train_loader
 from vislab.labs.siamese.plots import distance_distributions, neighbour_grid, verification_roc
+from vislab.labs.siamese.verification import folder_eval_dir, stored_verification
 
 # --------------------------------------------------------------------------- model
 
@@ -213,15 +214,6 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
     return out
 
 
-def stored_verification(meta: dict, run_dir: Path | None = None) -> dict:
-    """The threshold and calibration chosen on a checkpoint's own validation people: from the checkpoint
-    (written by evaluate_run), else from its run folder's verification.json (older checkpoints); {} if neither."""
-    if meta.get("verification"):
-        return meta["verification"]
-    ver = Path(run_dir) / "verification.json" if run_dir else None
-    return json.loads(ver.read_text()) if ver and ver.is_file() else {}
-
-
 def _print_summary(console, m: dict) -> None:
     from rich.table import Table as RTable
     t = RTable(title=f"test people ({m['test_people']} people, {m['test_images']} images, "
@@ -330,7 +322,7 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
          "tta": tta, "threshold_from": "the checkpoint's own validation people", "val_auc": ver.get("val_auc"),
          "val_eer": ver.get("val_eer"), "seen_people": seen, "train_seconds": 0.0, "split": data.split.sizes(),
          "excluded": data.excluded, "hardware": hardware(), "eval_seconds": round(time.time() - t0, 2)}
-    out = Path(out) if out else run_dir / f"eval-{Path(root).resolve().name}"
+    out = Path(out) if out else folder_eval_dir(run_dir, root)
     out.mkdir(parents=True, exist_ok=True)
     (out / "metrics.json").write_text(json.dumps(m, indent=2))
     _print_summary(console, m)

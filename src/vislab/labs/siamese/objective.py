@@ -171,8 +171,9 @@ class SiameseObjective:
             raise ValueError(f"a {self.loss} objective needs its head (objective.loss_head, in the model)")
         if self.class_of is not None:  # a class loss: training people only
             labels = labels.cpu()
-            known = labels < len(self.class_of)
-            cls = torch.where(known, self.class_of[labels.clamp_max(max(len(self.class_of) - 1, 0))], -1)
+            cls = torch.full_like(labels, -1)
+            inside = labels < len(self.class_of)
+            cls[inside] = self.class_of[labels[inside]]
             if (cls < 0).any():  # validation people are no class: no loss (validation scores AUC and EER)
                 return emb.new_tensor(float("nan"))
             return self.pml_loss(emb, cls.to(emb.device))
