@@ -141,3 +141,59 @@ def test_short_arcface_run_with_partial_fine_tuning_reloads_and_evaluates(faces,
     assert "val_auc" in hist and "val_loss" not in hist
     again = S.evaluate(run / "checkpoints" / "best.safetensors", out=tmp_path / "again", progress=False)
     assert again["auc"] == pytest.approx(m["auc"], abs=1e-6)
+
+
+def test_person_folds_validate_every_training_person_once_and_keep_the_test_people():
+    from vislab.labs.siamese.pairs import person_folds, split_people
+    labels = np.repeat(np.arange(31), 3)
+    split = split_people(labels, (0.7, 0.15, 0.15), seed=1)
+    pool = sorted(split.people["train"] + split.people["val"])
+    folds = person_folds(split, labels, 3, seed=1)
+    seen = sorted(p for f in folds for p in f.people["val"])
+    assert len(folds) == 3 and seen == pool and len(pool) == 27  # each pool person validates exactly once
+    for f in folds:
+        assert not set(f.people["train"]) & set(f.people["val"])
+        assert sorted(f.people["train"] + f.people["val"]) == pool
+        assert f.people["test"] == split.people["test"] and np.array_equal(f.test, split.test)
+        assert np.array_equal(np.unique(labels[f.val]), f.people["val"]) and len(f.val) == 3 * len(f.people["val"])
+        assert len(f.people["val"]) == 9
+    again = person_folds(split, labels, 3, seed=1)
+    assert [f.people["val"] for f in again] == [f.people["val"] for f in folds]  # seeded
+    assert [f.people["val"] for f in person_folds(split, labels, 3, seed=2)] != [f.people["val"] for f in folds]
+    with pytest.raises(ValueError, match="use 2 to 13"):
+        person_folds(split, labels, 14)
+    with pytest.raises(ValueError, match="use 2 to 13"):
+        person_folds(split, labels, 1)
+
+
+@pytest.mark.realdata
+def test_cross_validation_scores_each_fold_on_its_held_out_people_with_the_last_checkpoint(faces, tmp_path):
+    from vislab.labs.siamese.crossval import repeat_cv
+    from vislab.labs.siamese.data import load_data
+    from vislab.labs.siamese.metrics import pair_distances, verification_metrics
+    cfg = load_config(None, [f"data.root={faces}", f"out_dir={tmp_path}", "train.epochs=2", "data.image_size=[56,46]",
+                             "model.embedding_dim=16", "train.tta=true"], model=SiameseRunConfig)
+    with pytest.raises(ValueError, match="use 2 to 13"):  # checked before any training
+        repeat_cv(cfg, seeds=(42,), folds=14)
+    out = repeat_cv(cfg, seeds=(42,), folds=2)
+    res = json.loads((out / "cv.json").read_text())
+    row = res["splits"][0]
+    assert res["folds"] == 2 and len(row["folds"]) == 2 and res["seeds"] == [42]
+    assert row["cv_eer"] == pytest.approx(np.mean([f["eer"] for f in row["folds"]]))
+    assert res["summary"]["cv_auc"]["mean"] == pytest.approx(row["cv_auc"]) and 0.5 < row["cv_auc"] <= 1
+    data = load_data(cfg, progress=False)
+    test_people = {data.people[p] for p in data.split.people["test"]}
+    val_people = []
+    for k, f in enumerate(row["folds"]):
+        run = out / "seed-42" / f"fold-{k}" / "checkpoints"
+        model, meta, _ = S.load_model(run / "last.safetensors")
+        sp = meta["split_people"]
+        assert set(sp["test"]) == test_people and set(sp["val"]) == set(f["val_people"])
+        assert not set(sp["val"]) & (set(sp["train"]) | test_people)
+        val_people += sp["val"]
+        idx = np.flatnonzero(np.isin(data.labels, [data.people.index(p) for p in sp["val"]]))
+        e = S.embed(model, data.images[idx], meta["mean"], meta["std"], tta=True)
+        assert verification_metrics(*pair_distances(e, data.labels[idx]))["eer"] == pytest.approx(f["eer"], abs=1e-6)
+        assert meta["epoch"] == 2  # the last epoch, not the one its own held-out people liked best
+    assert len(val_people) == len(set(val_people)) == 27  # 31 people - 4 test people, each validated once
+    assert "CV EER %" in (out / "report.html").read_text()

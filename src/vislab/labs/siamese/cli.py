@@ -1,4 +1,4 @@
-"""`vislab siamese train | search | evaluate | verify | gallery | margins | splits | baseline`.
+"""`vislab siamese train | search | evaluate | verify | gallery | margins | splits | cv | baseline`.
 
 Flags, config, checkpoints and image paths are checked before the lab module (torch, timm) is imported."""
 from __future__ import annotations
@@ -246,6 +246,26 @@ def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
 
     folder = studies.repeat_splits(cfg, [int(x) for x in seeds.split(",") if x.strip()], baseline, progress, console)
     console.print(f"splits report: {folder / 'report.html'}")
+
+
+@app.command("cv")
+@friendly
+@documented(SiameseRunConfig, FLAGS, "vislab siamese cv -c siamese/default",
+            "vislab siamese cv --folds 3 --seeds 42,1 data.rotate=10 train.tta=true", none=NONE)
+def siamese_cv_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
+                   seeds: Annotated[str, typer.Option(
+                       metavar="A,B,...", help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                   folds: Annotated[int, typer.Option(
+                       min=2, metavar="K", help="Folds of each split's training + validation people.")] = 3,
+                   out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = False):
+    """Score one setup by K-fold cross-validation by person, never reading the test people: the number to
+    choose a setup by (K runs per split)."""
+    cfg = build_siamese_config(config, overrides, data=data, out=out, name=name)
+    require_path(cfg.data.root, "--data (data.root)")
+    from vislab.labs.siamese import crossval
+
+    folder = crossval.repeat_cv(cfg, [int(x) for x in seeds.split(",") if x.strip()], folds, progress, console)
+    console.print(f"cross-validation report: {folder / 'report.html'}")
 
 
 @app.command("margins")
