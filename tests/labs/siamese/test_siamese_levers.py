@@ -180,7 +180,8 @@ def test_cross_validation_scores_each_fold_on_its_held_out_people_with_the_last_
     row = res["splits"][0]
     assert res["folds"] == 2 and len(row["folds"]) == 2 and res["seeds"] == [42]
     assert row["cv_eer"] == pytest.approx(np.mean([f["eer"] for f in row["folds"]]))
-    assert res["summary"]["cv_auc"]["mean"] == pytest.approx(row["cv_auc"]) and 0.5 < row["cv_auc"] <= 1
+    assert res["summary"]["trained"]["auc"]["mean"] == pytest.approx(row["cv_auc"]) and 0.5 < row["cv_auc"] <= 1
+    assert res["summary"]["pretrained, no training"]["eer"]["mean"] == pytest.approx(row["cv_baseline_eer"])
     data = load_data(cfg, progress=False)
     test_people = {data.people[p] for p in data.split.people["test"]}
     val_people = []
@@ -194,6 +195,9 @@ def test_cross_validation_scores_each_fold_on_its_held_out_people_with_the_last_
         idx = np.flatnonzero(np.isin(data.labels, [data.people.index(p) for p in sp["val"]]))
         e = S.embed(model, data.images[idx], meta["mean"], meta["std"], tta=True)
         assert verification_metrics(*pair_distances(e, data.labels[idx]))["eer"] == pytest.approx(f["eer"], abs=1e-6)
+        feats, fmeta = S.pretrained_features(cfg)  # the untrained baseline on the same held-out people
+        e0 = S.embed(feats, data.images[idx], fmeta["mean"], fmeta["std"])
+        assert verification_metrics(*pair_distances(e0, data.labels[idx]))["auc"] == pytest.approx(f["baseline_auc"])
         assert meta["epoch"] == 2  # the last epoch, not the one its own held-out people liked best
     assert len(val_people) == len(set(val_people)) == 27  # 31 people - 4 test people, each validated once
     assert "CV EER %" in (out / "report.html").read_text()

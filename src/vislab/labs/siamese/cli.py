@@ -257,6 +257,9 @@ def siamese_cv_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: 
                        metavar="A,B,...", help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
                    folds: Annotated[int, typer.Option(
                        min=2, metavar="K", help="Folds of each split's training + validation people.")] = 3,
+                   baseline: Annotated[bool, typer.Option(
+                       "--baseline/--no-baseline",
+                       help="Also the untrained pretrained features on the same held-out people.")] = True,
                    out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = False):
     """Score one setup by K-fold cross-validation by person, never reading the test people: the number to
     choose a setup by (K runs per split)."""
@@ -264,7 +267,8 @@ def siamese_cv_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: 
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import crossval
 
-    folder = crossval.repeat_cv(cfg, [int(x) for x in seeds.split(",") if x.strip()], folds, progress, console)
+    folder = crossval.repeat_cv(cfg, [int(x) for x in seeds.split(",") if x.strip()], folds, baseline, progress,
+                                console)
     console.print(f"cross-validation report: {folder / 'report.html'}")
 
 

@@ -27,33 +27,53 @@ def fold_data(data: FaceData, folds: int, seed: int) -> list[FaceData]:
     return [replace(data, split=s) for s in person_folds(data.split, data.labels, folds, seed)]
 
 
-def cross_validate(cfg: SiameseRunConfig, data: FaceData, folds: int, out: str | Path,
-                   progress: bool = False) -> dict:
-    """Train `cfg` on each fold (runs in out/fold-<k>) and score its held-out people: {"folds": [...],
-    "cv_auc", "cv_eer" (means), "cv_auc_sd", "cv_eer_sd"}; each fold row has its validation people."""
-    from vislab.labs.siamese.lab import load_model, split_embeddings, train
+def _held_out_scores(model, meta: dict, d: FaceData, tta: bool) -> dict:
+    from vislab.labs.siamese.lab import split_embeddings
     from vislab.labs.siamese.metrics import pair_distances, verification_metrics
+    e, lab, _ = split_embeddings(model, d, meta["mean"], meta["std"], "val", tta)
+    v = verification_metrics(*pair_distances(e, lab, meta.get("distance", "euclidean")))
+    return {"auc": v["auc"], "eer": v["eer"]}
+
+
+def _sd(values) -> float:
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
+def _summary(rows: list[dict], key: str = "") -> dict:
+    auc, eer = [r[f"{key}auc"] for r in rows], [r[f"{key}eer"] for r in rows]
+    return {f"cv_{key}auc": float(np.mean(auc)), f"cv_{key}eer": float(np.mean(eer)),
+            f"cv_{key}auc_sd": _sd(auc), f"cv_{key}eer_sd": _sd(eer)}
+
+
+def cross_validate(cfg: SiameseRunConfig, data: FaceData, folds: int, out: str | Path,
+                   progress: bool = False, baseline: bool = False) -> dict:
+    """Train `cfg` on each fold (runs in out/fold-<k>) and score its held-out people: {"folds": [...],
+    "cv_auc", "cv_eer" (means), "cv_auc_sd", "cv_eer_sd"}; each fold row has its validation people. With
+    `baseline`, the untrained pretrained features on the same held-out people too (cv_baseline_auc, ...)."""
+    from vislab.labs.siamese.lab import load_model, pretrained_features, train
     out = Path(out)
+    tta = bool(cfg.train.filled().tta)
+    untrained = pretrained_features(cfg) if baseline else None
     rows = []
     for k, d in enumerate(fold_data(data, folds, cfg.data.seed)):  # seeded by the split: same folds every setting
         run = train(cfg.model_copy(update={"name": f"fold-{k}", "out_dir": str(out)}), progress=progress,
                     report=False, data=d, run_dir=out / f"fold-{k}")
         model, meta, _ = load_model(run / "checkpoints" / "last.safetensors")
-        e, lab, _ = split_embeddings(model, d, meta["mean"], meta["std"], "val", bool(cfg.train.filled().tta))
-        v = verification_metrics(*pair_distances(e, lab, meta.get("distance", "euclidean")))
-        rows.append({"fold": k, "val_people": [d.people[p] for p in d.split.people["val"]], "auc": v["auc"],
-                     "eer": v["eer"], "train_seconds": sum(float(h.get("train_seconds", 0))
-                                                           for h in meta.get("history", []))})
-    auc, eer = np.array([r["auc"] for r in rows]), np.array([r["eer"] for r in rows])
-    return {"folds": rows, "cv_auc": float(auc.mean()), "cv_eer": float(eer.mean()),
-            "cv_auc_sd": float(auc.std(ddof=1)), "cv_eer_sd": float(eer.std(ddof=1))}
+        row = {"fold": k, "val_people": [d.people[p] for p in d.split.people["val"]],
+               **_held_out_scores(model, meta, d, tta),
+               "train_seconds": sum(float(h.get("train_seconds", 0)) for h in meta.get("history", []))}
+        if untrained:
+            row.update({f"baseline_{m}": v for m, v in _held_out_scores(*untrained, d, False).items()})
+        rows.append(row)
+    return {"folds": rows, **_summary(rows), **(_summary(rows, "baseline_") if baseline else {})}
 
 
-def repeat_cv(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), folds: int = 3, progress: bool = False,
-              console=None) -> Path:
+def repeat_cv(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), folds: int = 3, baseline: bool = True,
+              progress: bool = False, console=None) -> Path:
     """`cross_validate` on each person split (data.seed): per split and over splits, the mean CV AUC/EER of the
-    setting on training + validation people only. Every split's folds are checked before the first run.
-    Writes cv.json and report.html into <out_dir>/<name>-cv."""
+    setting on training + validation people only, and with `baseline` of the untrained features on the same
+    held-out people. Every split's folds are checked before the first run. Writes cv.json and report.html
+    into <out_dir>/<name>-cv."""
     console = console or rich_console()
     out = new_run_dir(cfg.out_dir, f"{cfg.name}-cv")
     cfgs = [on_split(cfg, int(s)) for s in seeds]
@@ -62,26 +82,33 @@ def repeat_cv(cfg: SiameseRunConfig, seeds=(42, 1, 2, 3, 4), folds: int = 3, pro
         person_folds(d.split, d.labels, folds, c.data.seed)  # a bad --folds fails before any training
     rows = []
     for seed, c, d in zip(seeds, cfgs, datas):
-        r = cross_validate(c, d, folds, out / f"seed-{seed}", progress)
+        r = cross_validate(c, d, folds, out / f"seed-{seed}", progress, baseline)
         rows.append({"seed": int(seed), **r})
-        console.print(f"split {seed}: {folds}-fold CV AUC {r['cv_auc']:.4f}, EER {100 * r['cv_eer']:.2f}%")
-    auc, eer = np.array([r["cv_auc"] for r in rows]), np.array([r["cv_eer"] for r in rows])
-    sd = (lambda a: float(a.std(ddof=1)) if len(a) > 1 else 0.0)  # noqa: E731
-    summary = {"cv_auc": {"mean": float(auc.mean()), "std": sd(auc)}, "cv_eer": {"mean": float(eer.mean()),
-                                                                               "std": sd(eer)}}
+        console.print(f"split {seed}: {folds}-fold CV AUC {r['cv_auc']:.4f}, EER {100 * r['cv_eer']:.2f}%"
+                      + (f" (untrained {r['cv_baseline_auc']:.4f}, {100 * r['cv_baseline_eer']:.2f}%)"
+                         if baseline else ""))
+    models = {"trained": ""} | ({"pretrained, no training": "baseline_"} if baseline else {})
+    summary = {name: {m: {"mean": float(np.mean([r[f"cv_{key}{m}"] for r in rows])),
+                          "std": _sd([r[f"cv_{key}{m}"] for r in rows])} for m in ("auc", "eer")}
+               for name, key in models.items()}
     desc = SiameseObjective.from_config(cfg).describe()
     (out / "cv.json").write_text(json.dumps({"seeds": [int(s) for s in seeds], "folds": folds, "loss": desc,
                                              "config": cfg.model_dump(mode="json"), "splits": rows,
                                              "summary": summary}, indent=2))
-    fmt = lambda k, scale=1.0: f"{scale * summary[k]['mean']:.4f} ± {scale * summary[k]['std']:.4f}"  # noqa: E731
+    fmt = lambda s, k, scale=1.0: f"{scale * s[k]['mean']:.4f} ± {scale * s[k]['std']:.4f}"  # noqa: E731
     write_report(out, "Siamese lab: cross-validation by person", [
         Section("Mean ± standard deviation over person splits",
                 f"seeds {list(seeds)}; {folds} folds of each split's training + validation people, each fold's "
                 f"last checkpoint scored on its held-out people; test people never read; {desc}",
-                [Table(["folds", "CV AUC", "CV EER %"], [[folds, fmt("cv_auc"), fmt("cv_eer", 100)]])]),
+                [Table(["model", "folds", "CV AUC", "CV EER %"],
+                       [[name, folds, fmt(s, "auc"), fmt(s, "eer", 100)] for name, s in summary.items()])]),
         Section("Every split and fold", "", [Table(
-            ["split seed", "fold", "validation people", "AUC", "EER %"],
-            [[r["seed"], f["fold"], len(f["val_people"]), f["auc"], 100 * f["eer"]]
+            ["split seed", "fold", "validation people", "AUC", "EER %", *(["untrained AUC", "untrained EER %"]
+                                                                         if baseline else [])],
+            [[r["seed"], f["fold"], len(f["val_people"]), f["auc"], 100 * f["eer"],
+              *([f["baseline_auc"], 100 * f["baseline_eer"]] if baseline else [])]
              for r in rows for f in r["folds"]])])], {"hardware": hardware()})
-    console.print(f"{folds}-fold CV over {len(seeds)} splits: AUC {fmt('cv_auc')}, EER % {fmt('cv_eer', 100)}")
+    for name, s in summary.items():
+        console.print(f"{name}: {folds}-fold CV over {len(seeds)} splits: AUC {fmt(s, 'auc')}, "
+                      f"EER % {fmt(s, 'eer', 100)}")
     return out

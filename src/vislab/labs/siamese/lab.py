@@ -335,18 +335,23 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
     return m
 
 
+def pretrained_features(cfg: SiameseRunConfig) -> tuple[EmbeddingNet, dict]:
+    """The backbone's pretrained pooled features, L2-normalised, as an embedding model (eval mode) and its meta."""
+    model = build_model(cfg)
+    model.proj = nn.Identity()
+    model.normalize, model.relu = True, False
+    mean, std = _norm_of(model)
+    return model.eval(), {"mean": mean, "std": std, "distance": "euclidean"}
+
+
 def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, progress: bool = True,
                         data: FaceData | None = None) -> dict:
     """The starting point: the backbone's pretrained pooled features, L2-normalised, without any
     training, evaluated exactly like a trained model (threshold from validation, test people)."""
     data = data or load_data(cfg, progress=progress)
-    model = build_model(cfg)
-    model.proj = nn.Identity()
-    model.normalize, model.relu = True, False
-    mean, std = _norm_of(model)
+    model, meta = pretrained_features(cfg)
     out = Path(out) if out else new_run_dir(cfg.out_dir, f"{cfg.name}-pretrained")
-    meta = {"mean": mean, "std": std, "distance": "euclidean"}
-    return evaluate_model(model.eval(), meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained",
+    return evaluate_model(model, meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained",
                           loss_name=f"none: {cfg.model.backbone} ImageNet features, no training")
 
 
