@@ -201,3 +201,14 @@ def test_cross_validation_scores_each_fold_on_its_held_out_people_with_the_last_
         assert meta["epoch"] == 2  # the last epoch, not the one its own held-out people liked best
     assert len(val_people) == len(set(val_people)) == 27  # 31 people - 4 test people, each validated once
     assert "CV EER %" in (out / "report.html").read_text()
+
+
+def test_default_config_is_the_cross_validated_choice_and_margins_refuse_a_loss_without_margin(tmp_path):
+    from helpers import run_cli
+    d, old = (load_config(f"siamese/{n}", [], model=SiameseRunConfig) for n in ("default", "contrastive"))
+    assert (d.loss.loss, d.train.filled().epochs, d.train.filled().step_size) == ("multi-similarity", 20, 10)
+    assert (old.loss.loss, old.loss.form, old.train.filled().epochs) == ("contrastive", "hadsell", 10)
+    r = run_cli("siamese", "margins", "-c", "siamese/default", "--data", tmp_path)
+    assert r.returncode == 2 and "has no margin to study" in r.stderr + r.stdout
+    r = run_cli("siamese", "cv", "--folds", "1", "--data", tmp_path)
+    assert r.returncode == 2 and "--folds" in r.stderr + r.stdout

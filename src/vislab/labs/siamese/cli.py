@@ -283,6 +283,9 @@ def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, d
                         out: OutOpt = None, progress: ProgressOpt = False):
     """Train the same setup at each margin; compare distance distributions, ROC and AUC in one report."""
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, miner=miner, epochs=epochs, out=out)
+    if cfg.loss.loss not in ("contrastive", "triplet"):
+        raise typer.BadParameter(f"loss {cfg.loss.loss} has no margin to study; use --loss contrastive|triplet "
+                                 "or -c siamese/contrastive", param_hint="--loss")
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
