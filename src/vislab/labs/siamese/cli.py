@@ -238,9 +238,9 @@ def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
                        baseline: Annotated[bool, typer.Option(
                            "--baseline/--no-baseline",
                            help="Also the untrained pretrained features on each split.")] = True,
-                       out: OutOpt = None, progress: ProgressOpt = False):
+                       out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = False):
     """Train and evaluate one setup on several person splits: mean ± sd of AUC, EER, P@1, MAP@R."""
-    cfg = build_siamese_config(config, overrides, data=data, out=out)
+    cfg = build_siamese_config(config, overrides, data=data, out=out, name=name)
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
