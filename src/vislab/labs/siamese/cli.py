@@ -56,6 +56,11 @@ MinerOpt = Annotated[Optional[str], typer.Option(metavar="none|batch-hard|semi-h
 RunOpt = Annotated[Path, typer.Option(
     "--run", "-r", metavar="RUN", help="Run folder (its best checkpoint) or a checkpoint file of a Siamese model.")]
 ImageArg = Annotated[Path, typer.Argument(metavar="IMAGE", help="A face image.")]
+SeedsOpt = Annotated[str, typer.Option(metavar="A,B,...", help="Comma-separated person-split seeds (data.seed).")]
+
+
+def _seeds(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
 
 
 def _image(path: Path) -> Path:
@@ -233,8 +238,7 @@ def siamese_gallery_cmd(query: Annotated[Path, typer.Argument(metavar="IMAGE", h
 @documented(SiameseRunConfig, FLAGS, "vislab siamese splits -c siamese/default",
             "vislab siamese splits --seeds 42,1,2 --no-baseline", none=NONE)
 def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
-                       seeds: Annotated[str, typer.Option(
-                           metavar="A,B,...", help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                       seeds: SeedsOpt = "42,1,2,3,4",
                        baseline: Annotated[bool, typer.Option(
                            "--baseline/--no-baseline",
                            help="Also the untrained pretrained features on each split.")] = True,
@@ -244,7 +248,7 @@ def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
-    folder = studies.repeat_splits(cfg, [int(x) for x in seeds.split(",") if x.strip()], baseline, progress, console)
+    folder = studies.repeat_splits(cfg, _seeds(seeds), baseline, progress, console)
     console.print(f"splits report: {folder / 'report.html'}")
 
 
@@ -253,8 +257,7 @@ def siamese_splits_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
 @documented(SiameseRunConfig, FLAGS, "vislab siamese cv -c siamese/default",
             "vislab siamese cv --folds 3 --seeds 42,1 data.rotate=10 train.tta=true", none=NONE)
 def siamese_cv_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: SiameseData = None,
-                   seeds: Annotated[str, typer.Option(
-                       metavar="A,B,...", help="Comma-separated person-split seeds (data.seed).")] = "42,1,2,3,4",
+                   seeds: SeedsOpt = "42,1,2,3,4",
                    folds: Annotated[int, typer.Option(
                        min=2, metavar="K", help="Folds of each split's training + validation people.")] = 3,
                    baseline: Annotated[bool, typer.Option(
@@ -267,8 +270,7 @@ def siamese_cv_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: 
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import crossval
 
-    folder = crossval.repeat_cv(cfg, [int(x) for x in seeds.split(",") if x.strip()], folds, baseline, progress,
-                                console)
+    folder = crossval.repeat_cv(cfg, _seeds(seeds), folds, baseline, progress, console)
     console.print(f"cross-validation report: {folder / 'report.html'}")
 
 
