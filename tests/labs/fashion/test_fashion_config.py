@@ -123,3 +123,14 @@ def test_gpu_config_runs_its_recipe_on_cpu(synthetic_root, tmp_path):
     meta = read_meta(run / "checkpoints" / "best.safetensors")
     assert meta["config"]["train"]["precision"] == "bf16-mixed" and meta["step"] == 2
     assert all(np.isfinite(h["val_loss"]) for h in meta["history"])
+
+
+def test_quality_config_is_the_default_plus_the_documented_levers():
+    """fashion/quality inherits the default's data and recipe and changes only what the docs' main result lists."""
+    base, quality = load_config("fashion/default"), load_config("fashion/quality")
+    assert quality.data.image_size == (128, 96) and quality.data.root == base.data.root
+    assert quality.data.model_dump(exclude={"image_size"}) == base.data.model_dump(exclude={"image_size"})
+    assert quality.model == base.model and quality.train.recipe == base.train.recipe == "tuned"
+    t = quality.train
+    assert (t.epochs, t.label_smoothing, t.ema_decay, t.tta, t.monitor) == (12, 0.1, 0.999, True, "val_accuracy")
+    assert t.filled().lr == base.train.filled().lr and t.batch_size == base.train.batch_size
