@@ -1,4 +1,4 @@
-"""Training levers of issue 18: class-balanced cross-entropy and progressive resizing."""
+"""Training levers of issue 18: class-balanced cross-entropy, progressive resizing, partial fine-tuning."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from helpers import tiny_overrides
+from vislab.core import checkpoint as ckpt
+from vislab.core.engine import seed_all
 from vislab.core.objectives import ClassificationObjective, class_balance_weights
 from vislab.core.transforms import BatchTransform, resize_scale, scaled_size
 from vislab.labs.fashion import lab as fashion
@@ -110,3 +112,32 @@ def test_progressive_resizing_needs_image_batches(synthetic_root, tmp_path):
         fashion.train(cfg, progress=False, report=False)
     with pytest.raises(ValueError, match="resize_start"):
         load_config(None, tiny_overrides(synthetic_root, tmp_path, **{"train.resize_start": 1.5}))
+
+
+def test_partial_fine_tuning_trains_only_the_last_stages_and_keeps_frozen_statistics(synthetic_root, tmp_path):
+    cfg = load_config(None, tiny_overrides(synthetic_root, tmp_path, name="partial", **{
+        "model.train_blocks": 2, "train.max_steps": 3, "train.epochs": 1}))
+    run = fashion.train(cfg, progress=False, report=False)
+    prepared = fashion.prepare_data(cfg, progress=False)
+    seed_all(cfg.train.seed)  # the same initial weights as the run's
+    start = fashion.build_model(cfg, prepared.tasks).state_dict()
+    trained, _ = ckpt.load_checked(run / "checkpoints" / "last.safetensors", "fashion")
+    n = len(fashion.build_model(cfg, prepared.tasks).backbone.blocks)  # test_efficientnet: 5 stages
+    frozen = [k for k in start if k.startswith(("backbone.conv_stem", "backbone.bn1"))
+              or any(k.startswith(f"backbone.blocks.{i}.") for i in range(n - 2))]
+    trainable = [k for k in start if k.startswith(f"backbone.blocks.{n - 1}.") and k.endswith("weight")]
+    assert frozen and trainable and any("running_mean" in k for k in frozen)
+    for k in frozen:  # weights and BatchNorm running statistics both untouched
+        assert torch.equal(trained[k], start[k]), k
+    assert any(not torch.equal(trained[k], start[k]) for k in trainable)
+    assert not torch.equal(trained["heads.gender.1.weight"], start["heads.gender.1.weight"])
+    stats = [k for k in start if k.startswith(f"backbone.blocks.{n - 1}.") and k.endswith("running_mean")]
+    assert any(not torch.equal(trained[k], start[k]) for k in stats)  # a trained stage's BatchNorm still adapts
+
+
+def test_partial_fine_tuning_rejects_more_stages_than_the_backbone_has_before_reading_data(tmp_path):
+    cfg = load_config(None, tiny_overrides(tmp_path / "no-such-data", tmp_path, name="bad", **{
+        "model.train_blocks": 6}))
+    with pytest.raises(ValueError, match="between 0 and 5"):
+        fashion.train(cfg, progress=False, report=False)
+    assert not (tmp_path / "bad").exists()

@@ -120,3 +120,51 @@ def backbone_data_config(model: nn.Module) -> dict:
     return {"mean": list(cfg["mean"]), "std": list(cfg["std"]), "interpolation": cfg.get("interpolation", "bilinear")}
 
 
+def _stages(backbone: nn.Module) -> nn.Sequential:
+    stages = getattr(backbone, "blocks", None)
+    stages = stages if stages is not None else getattr(backbone, "stages", None)
+    if not isinstance(stages, nn.Sequential):
+        raise ValueError(f"model.train_blocks needs a timm backbone with `blocks` or `stages` "
+                         f"(EfficientNet, MobileNet, ConvNeXt, ...), not {type(backbone).__name__}")
+    return stages
+
+
+def check_train_blocks(name: str, train: int | None) -> None:
+    """The ValueError `freeze_stages` would raise for timm model `name`, in milliseconds and before any data is
+    read: the model is built on the meta device (no weights, no memory)."""
+    if train is None:
+        return
+    with torch.device("meta"):
+        n = len(_stages(timm.create_model(name, pretrained=False, num_classes=0)))
+    if not 0 <= train <= n:
+        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
+
+
+def freeze_stages(backbone: nn.Module, train: int) -> None:
+    """Partial fine-tuning: freeze a timm backbone but its last `train` stages (`blocks` or `stages`) and the
+    layers after them (conv_head, norm, ...). `train` = the number of stages trains every layer, 0 only those
+    after the last stage. Frozen parameters get `requires_grad=False`; `freeze_frozen_bn` keeps their
+    BatchNorm layers in eval mode too."""
+    stages = _stages(backbone)
+    n = len(stages)
+    if not 0 <= train <= n:
+        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
+    first = n - train
+    seen = {id(p) for p in stages.parameters()}
+    for i, stage in enumerate(stages):
+        stage.requires_grad_(i >= first)
+    stem = [m for name, m in backbone.named_children() if name in ("conv_stem", "bn1", "stem")]
+    for m in stem:
+        m.requires_grad_(train == n)
+    seen |= {id(p) for m in stem for p in m.parameters()}
+    for p in backbone.parameters():  # after the stages: conv_head, bn2, norm_pre, ...
+        if id(p) not in seen:
+            p.requires_grad_(True)
+
+
+def freeze_frozen_bn(module: nn.Module) -> None:
+    """Put every BatchNorm whose parameters are all frozen into eval mode (call after `module.train()`): a frozen
+    layer keeps its pretrained running statistics instead of drifting to the training batches'."""
+    for m in module.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None and not m.weight.requires_grad:
+            m.eval()

@@ -77,6 +77,10 @@ class FashionModelConfig(Strict):
     """Dropout before each head."""
     freeze_backbone: bool = False
     """Linear probe: backbone features computed once (cached), only the heads train."""
+    train_blocks: int | None = Field(None, ge=0)
+    """Partial fine-tuning: train only the backbone's last this many stages (timm `blocks` or `stages`; Lite0 has 7)
+    and the layers after them; the stem and earlier stages stay frozen, BatchNorm statistics included, and need no
+    backward pass. null: every layer."""
 
     _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
 

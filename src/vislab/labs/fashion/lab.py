@@ -26,6 +26,7 @@ from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import majority_baseline
+from vislab.core.models import check_train_blocks
 from vislab.core.objectives import ClassificationObjective, FlipTTA, class_balance_weights
 from vislab.core.report import Section, Table, hardware, rich_console, write_report
 from vislab.core.report import flat_config as _flat_cfg
@@ -95,7 +96,7 @@ def _features_key(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet) 
 
 def build_model(cfg: FashionRunConfig, tasks: dict[str, int]) -> MultiTaskNet:
     net = MultiTaskNet(cfg.model.backbone, tasks, pretrained=cfg.model.pretrained, drop_rate=cfg.model.drop_rate,
-                       image_size=cfg.data.image_size)
+                       image_size=cfg.data.image_size, train_blocks=cfg.model.train_blocks)
     if cfg.model.freeze_backbone:
         net.backbone.requires_grad_(False)
     return net
@@ -113,6 +114,7 @@ def checkpoint_meta(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet
 def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: bool = True, report: bool = True) -> Path:
     """Train one model; returns the run directory (checkpoints, history, metrics, report)."""
     console = rich_console()
+    check_train_blocks(cfg.model.backbone, cfg.model.train_blocks)
     cfg, fabric, run_dir = open_run(cfg, resume)
     with fabric.rank_zero_first():
         prepared = prepare_data(cfg, progress=progress and fabric.is_global_zero)

@@ -5,14 +5,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vislab.core.models import backbone_data_config, create_backbone, input_size_kwargs, register_model
+from vislab.core.models import (
+    backbone_data_config,
+    create_backbone,
+    freeze_frozen_bn,
+    freeze_stages,
+    input_size_kwargs,
+    register_model,
+)
 
 
 class MultiTaskNet(nn.Module):
     """One shared backbone (timm, num_classes=0, pooled features) and one linear head per task."""
 
     def __init__(self, backbone: str | nn.Module, tasks: dict[str, int], pretrained: bool = True,
-                 drop_rate: float = 0.2, image_size: tuple[int, int] | None = None):
+                 drop_rate: float = 0.2, image_size: tuple[int, int] | None = None, train_blocks: int | None = None):
         super().__init__()
         self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
                          if isinstance(backbone, str) else backbone)
@@ -22,6 +29,15 @@ class MultiTaskNet(nn.Module):
         self.heads = nn.ModuleDict({t: nn.Sequential(nn.Dropout(drop_rate), nn.Linear(self.num_features, n))
                                     for t, n in tasks.items()})
         self.data_config = backbone_data_config(self.backbone)
+        if train_blocks is not None:
+            freeze_stages(self.backbone, train_blocks)
+
+    def train(self, mode: bool = True):
+        """Frozen layers (partial fine-tuning, a frozen backbone) keep their BatchNorm statistics while training."""
+        super().train(mode)
+        if mode:
+            freeze_frozen_bn(self.backbone)
+        return self
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -57,7 +73,8 @@ class HeadsOnly(nn.Module):
 @register_model("multitask")
 def _multitask(backbone: str = "tf_efficientnet_lite0", tasks: dict[str, int] | None = None,
                pretrained: bool = True, drop_rate: float = 0.2,
-               image_size: tuple[int, int] | None = None) -> MultiTaskNet:
+               image_size: tuple[int, int] | None = None, train_blocks: int | None = None) -> MultiTaskNet:
     if not tasks:
         raise ValueError("multitask model needs tasks={name: num_classes}")
-    return MultiTaskNet(backbone, tasks, pretrained=pretrained, drop_rate=drop_rate, image_size=image_size)
+    return MultiTaskNet(backbone, tasks, pretrained=pretrained, drop_rate=drop_rate, image_size=image_size,
+                        train_blocks=train_blocks)

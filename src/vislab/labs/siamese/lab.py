@@ -35,6 +35,7 @@ from vislab.core.data.loaders import batch_loader
 from vislab.core.data.paths import folder_images
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, seed_all
 from vislab.core.errors import CheckpointError
+from vislab.core.models import check_train_blocks
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.core.transforms import BatchTransform
 from vislab.labs.siamese.config import SiameseRunConfig
@@ -106,6 +107,7 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
           data: FaceData | None = None, run_dir: str | Path | None = None) -> Path:
     """Train one embedding network; returns the run folder (checkpoints, history.csv, metrics.json, report.html)."""
     console = rich_console()
+    check_train_blocks(cfg.model.backbone, cfg.model.train_blocks)
     cfg, fabric, run_dir = open_run(cfg, resume, run_dir)
     with fabric.rank_zero_first():
         data = data or load_data(cfg, progress=progress and fabric.is_global_zero)

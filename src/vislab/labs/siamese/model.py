@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vislab.core.models import backbone_data_config, create_backbone, input_size_kwargs, register_model
+from vislab.core.models import backbone_data_config, create_backbone, freeze_stages, input_size_kwargs, register_model
 
 
 class EmbeddingNet(nn.Module):
@@ -62,29 +62,6 @@ class EmbeddingNet(nn.Module):
         if bb:
             groups.insert(0, {"params": bb, "lr": lr * backbone_lr_mult, "name": "backbone"})
         return groups
-
-
-def freeze_stages(backbone: nn.Module, train: int) -> None:
-    """Freeze a timm backbone but its last `train` stages (`blocks` or `stages`) and the layers after them."""
-    stages = getattr(backbone, "blocks", None)
-    stages = stages if stages is not None else getattr(backbone, "stages", None)
-    if not isinstance(stages, nn.Sequential):
-        raise ValueError(f"model.train_blocks needs a timm backbone with `blocks` or `stages` "
-                         f"(EfficientNet, MobileNet, ConvNeXt, ...), not {type(backbone).__name__}")
-    n = len(stages)
-    if not 0 <= train <= n:
-        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
-    first = n - train
-    seen = {id(p) for p in stages.parameters()}
-    for i, stage in enumerate(stages):
-        stage.requires_grad_(i >= first)
-    stem = [m for name, m in backbone.named_children() if name in ("conv_stem", "bn1", "stem")]
-    for m in stem:
-        m.requires_grad_(train == n)
-    seen |= {id(p) for m in stem for p in m.parameters()}
-    for p in backbone.parameters():  # after the stages: conv_head, bn2, norm_pre, ...
-        if id(p) not in seen:
-            p.requires_grad_(True)
 
 
 @register_model("embedding")
