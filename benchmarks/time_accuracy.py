@@ -1,5 +1,6 @@
 """Accuracy against training time, one curve per fashion run: validation accuracy (average over the tasks) after
-each epoch against the cumulative training seconds, and the run's test accuracy (metrics.json) as a star.
+each epoch against the cumulative training seconds, and the run's test accuracy (metrics.json) as a star at the
+training time of the epoch whose checkpoint was tested (the best by the run's `train.monitor`).
 
     python benchmarks/time_accuracy.py runs/def-base=default runs/def-6ep="6 epochs" --out docs/labs/img/time.png
 
@@ -12,6 +13,8 @@ import argparse
 import csv
 import json
 from pathlib import Path
+
+import yaml
 
 
 def curve(run: Path) -> dict:
@@ -28,7 +31,12 @@ def curve(run: Path) -> dict:
     if metrics.is_file():
         m = json.loads(metrics.read_text())
         if m.get("split") == "test":
-            out["final"] = (total, 100 * float(m["metrics"]["average"]["accuracy"]))
+            from vislab.core.summary import best_epoch
+            conf = run / "config.yaml"
+            train = (yaml.safe_load(conf.read_text()) or {}).get("train", {}) if conf.is_file() else {}
+            best = best_epoch(hist, train.get("monitor", "val_loss"), train.get("monitor_mode"))
+            at = seconds[[int(h["epoch"]) for h in hist].index(best)] if best is not None else total
+            out["final"] = (at, 100 * float(m["metrics"]["average"]["accuracy"]))
             out["tta"] = bool(m.get("tta"))
     return out
 

@@ -333,4 +333,11 @@ def test_time_accuracy_benchmark_reads_cumulative_seconds_and_the_test_score(tmp
     (run / "metrics.json").write_text(json.dumps({"split": "test", "tta": True,
                                                   "metrics": {"average": {"accuracy": 0.8421}}}))
     c = mod.curve(run)
-    assert c["final"] == pytest.approx((200.0, 84.21)) and c["tta"] is True
+    assert c["final"] == pytest.approx((200.0, 84.21)) and c["tta"] is True  # no val_loss logged: the last epoch
+    # the star sits at the time of the tested checkpoint: the best epoch by the run's monitor, not the last
+    (run / "history.csv").write_text("epoch,train_seconds,val_accuracy,val_loss\n1,100,0.8,0.9\n2,100,0.86,0.7\n"
+                                     "3,100,0.85,0.6\n")
+    (run / "config.yaml").write_text("train:\n  monitor: val_accuracy\n  monitor_mode: null\n")
+    assert mod.curve(run)["final"] == pytest.approx((200.0, 84.21))
+    (run / "config.yaml").write_text("train:\n  monitor: val_loss\n")
+    assert mod.curve(run)["final"] == pytest.approx((300.0, 84.21))
