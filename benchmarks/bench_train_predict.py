@@ -6,6 +6,7 @@ prediction decodes real JPEGs from the fashion data, as `vislab.load(path).predi
 
     python benchmarks/bench_train_predict.py                       # sizes 64x48,96x72,128x96, 10 steps
     python benchmarks/bench_train_predict.py --steps 3 --sizes 64x48 --json out.json
+    python benchmarks/bench_train_predict.py --sizes 128x96,160x120 --train-blocks all,4,2   # partial fine-tuning
 """
 from __future__ import annotations
 
@@ -36,13 +37,15 @@ def parse_size(s: str) -> tuple[int, int]:
     return int(h), int(w)
 
 
-def train_throughput(backbone: str, size, batch: int, steps: int, warmup: int, channels_last: bool) -> float:
-    """images/s of full AdamW training steps (forward, multi-task loss, backward, step)."""
+def train_throughput(backbone: str, size, batch: int, steps: int, warmup: int, channels_last: bool,
+                     train_blocks: int | None = None) -> float:
+    """images/s of full AdamW training steps (forward, multi-task loss, backward, step); `train_blocks` as
+    `model.train_blocks` (None: every layer trains)."""
     torch.manual_seed(0)
-    net = MultiTaskNet(backbone, TASKS, pretrained=False).train()
+    net = MultiTaskNet(backbone, TASKS, pretrained=False, train_blocks=train_blocks).train()
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-3, weight_decay=1e-4)
     objective = ClassificationObjective(TASKS)
     xs = [torch.randn(batch, 3, *size) for _ in range(2)]
     ys = [torch.stack([torch.randint(0, n, (batch,)) for n in TASKS.values()], 1) for _ in range(2)]
@@ -83,6 +86,8 @@ def main() -> None:
                     help="folder with styles.csv and images/ (default: %(default)s)")
     ap.add_argument("--backbone", default="tf_efficientnet_lite0")
     ap.add_argument("--sizes", default="64x48,96x72,128x96", help="training resolutions HxW, comma separated")
+    ap.add_argument("--train-blocks", default="all",
+                    help="model.train_blocks values to time (channels_last on), comma separated; all = every layer")
     ap.add_argument("--batch-size", type=int, default=32, help="training batch")
     ap.add_argument("--steps", type=int, default=10, help="timed training steps per setting")
     ap.add_argument("--warmup", type=int, default=2, help="untimed training steps first")
@@ -100,6 +105,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     sizes = [parse_size(s) for s in args.sizes.split(",")]
+    partial = [int(b) for b in args.train_blocks.split(",") if b.strip() != "all"]
     df, _ = read_csv(root / "styles.csv")
     paths = []
     for img_id in df["id"]:
@@ -113,7 +119,8 @@ def main() -> None:
                "platform": platform.platform(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
                "load_avg_1m": os.getloadavg()[0]}
     settings = {"backbone": args.backbone, "weights": "random", "tasks": TASKS,
-                "train_sizes_hw": [list(s) for s in sizes], "train_batch": args.batch_size, "optimizer": "AdamW",
+                "train_sizes_hw": [list(s) for s in sizes], "train_blocks": partial or "all",
+                "train_batch": args.batch_size, "optimizer": "AdamW",
                 "warmup_steps": args.warmup, "timed_steps": args.steps,
                 "predict_size_hw": list(args.predict_size), "predict_images": len(paths),
                 "predict_batch": args.predict_batch, "latency_runs": args.latency_runs, "data": str(root)}
@@ -125,9 +132,13 @@ def main() -> None:
     for size in sizes:
         for cl in (False, True):
             ips = train_throughput(args.backbone, size, args.batch_size, args.steps, args.warmup, cl)
-            train_rows.append({"size_hw": list(size), "channels_last": cl, "images_per_s": ips})
+            train_rows.append({"size_hw": list(size), "channels_last": cl, "train_blocks": None, "images_per_s": ips})
             print(f"  done: train {size[0]}x{size[1]} channels_last={'on' if cl else 'off'}: {ips:.1f} img/s",
                   flush=True)
+        for k in partial:
+            ips = train_throughput(args.backbone, size, args.batch_size, args.steps, args.warmup, True, k)
+            train_rows.append({"size_hw": list(size), "channels_last": True, "train_blocks": k, "images_per_s": ips})
+            print(f"  done: train {size[0]}x{size[1]} train_blocks={k}: {ips:.1f} img/s", flush=True)
 
     with tempfile.TemporaryDirectory(prefix="vislab-bench-") as tmp:
         path = save_checkpoint(Path(tmp) / "best.safetensors", args.backbone, args.predict_size)
@@ -141,10 +152,11 @@ def main() -> None:
     predict = {"latency_p50_ms": lat["p50_ms"], "latency_p95_ms": lat["p95_ms"],
                "single_images_per_s": 1000 / lat["p50_ms"], "batch_images_per_s": len(paths) / batch_s}
 
-    print(f"\n  {'training (batch %d, AdamW)' % args.batch_size:<28} {'channels_last':>13} {'img/s':>9}")
+    print(f"\n  {'training (batch %d, AdamW)' % args.batch_size:<28} {'channels_last':>13} {'train_blocks':>12} "
+          f"{'img/s':>9}")
     for r in train_rows:
         print(f"  {'%dx%d' % tuple(r['size_hw']):<28} {'on' if r['channels_last'] else 'off':>13} "
-              f"{r['images_per_s']:>9.1f}")
+              f"{'all' if r['train_blocks'] is None else r['train_blocks']:>12} {r['images_per_s']:>9.1f}")
     h, w = args.predict_size
     print(f"\n  prediction at {h}x{w} (JPEG decode included)")
     print(f"  {'single image latency p50':<36} {predict['latency_p50_ms']:>9.1f} ms")
@@ -154,11 +166,16 @@ def main() -> None:
 
     ratios = {}
     for size in sizes:
-        off, on = (r["images_per_s"] for r in train_rows if r["size_hw"] == list(size))
+        off, on = (r["images_per_s"] for r in train_rows if r["size_hw"] == list(size) and r["train_blocks"] is None)
         ratios[f"train {size[0]}x{size[1]}: channels_last on / off"] = on / off
+        for r in train_rows:
+            if r["size_hw"] == list(size) and r["train_blocks"] is not None:
+                key = f"train {size[0]}x{size[1]}: train_blocks {r['train_blocks']} / all (on)"
+                ratios[key] = r["images_per_s"] / on
     base = next(r["images_per_s"] for r in train_rows if r["size_hw"] == list(sizes[0]) and not r["channels_last"])
     for size in sizes[1:]:
-        other = next(r["images_per_s"] for r in train_rows if r["size_hw"] == list(size) and not r["channels_last"])
+        other = next(r["images_per_s"] for r in train_rows if r["size_hw"] == list(size) and not r["channels_last"]
+                     and r["train_blocks"] is None)
         ratios[f"train {sizes[0][0]}x{sizes[0][1]} / {size[0]}x{size[1]} (off)"] = base / other
     ratios["predict: batch / single-image throughput"] = predict["batch_images_per_s"] / predict["single_images_per_s"]
     print("\nRATIOS (same run)")
