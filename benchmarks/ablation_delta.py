@@ -5,13 +5,16 @@ resamples for every row, so a difference the split cannot tell shows an interval
     python benchmarks/ablation_delta.py runs/def-base runs/def-base:tta runs/def-ema runs/def-ema:tta
 
 A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation. Every row must
-come from the same data config and split (the first row's is used).
+come from the same data and split; each row is scored at its own image size (data.image_size), on the same
+test images in the same order.
 """
 from __future__ import annotations
 
 import argparse
 import json
 from pathlib import Path
+
+import numpy as np
 
 
 def main() -> None:
@@ -25,25 +28,40 @@ def main() -> None:
     from vislab.labs.fashion import lab
     from vislab.labs.fashion.config import FashionRunConfig
     specs = [(r.removesuffix(":tta"), r.endswith(":tta")) for r in a.rows]
-    first = resolve(specs[0][0])[0]
-    cfg = FashionRunConfig.model_validate(read_meta(first)["config"])
-    prepared = lab.prepare_data(cfg, progress=False)
-    rows = prepared.splits[a.split]
-    results, ref = [], None
+    first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0])[0])["config"])
+    by_size: dict = {}  # one decoded copy of the data per image size
+
+    def data_fields(cfg) -> dict:  # what decides the rows and labels; the image size and caches do not
+        return {k: v for k, v in cfg.data.model_dump(mode="json").items()
+                if k not in ("image_size", "cache_dir", "workers")}
+
+    results, ref, ref_targets = [], None, None
     for run, tta in specs:
         path = resolve(run)[0]
         meta = read_meta(path)
+        cfg = FashionRunConfig.model_validate(meta["config"])
+        differ = sorted(k for k, v in data_fields(cfg).items() if data_fields(first).get(k) != v)
+        if differ:
+            raise SystemExit(f"{run}: its data config differs from {specs[0][0]}'s in {differ}: not the same split")
+        size = tuple(cfg.data.image_size)
+        if size not in by_size:
+            by_size[size] = lab.prepare_data(cfg, progress=False)
+        prepared = by_size[size]
         if meta["encoders"] != prepared.encoders:
             raise SystemExit(f"{run}: its label encoders differ from {specs[0][0]}'s: not the same data")
+        rows = prepared.splits[a.split]
         metrics, raw = lab.evaluate_checkpoint(path, prepared, rows, tta=tta)
+        ref_targets = raw["targets"] if ref_targets is None else ref_targets
+        if not np.array_equal(raw["targets"], ref_targets):
+            raise SystemExit(f"{run}: its {a.split} images differ from {specs[0][0]}'s: no paired difference")
         tasks = {t: (raw["targets"][:, j], raw["outputs"][t].argmax(1), len(prepared.encoders[t]))
                  for j, t in enumerate(prepared.encoders)}
         ref = ref or tasks
         hist = meta.get("history", [])
-        results.append({"row": f"{run}{' + flip TTA' if tta else ''}", "metrics": metrics,
+        results.append({"row": f"{run} @ {size[0]}x{size[1]}{' + flip TTA' if tta else ''}", "metrics": metrics,
                         "intervals": bootstrap_intervals(tasks), "delta": bootstrap_difference(ref, tasks),
                         "train_seconds": sum(float(h.get("train_seconds", 0)) for h in hist),
-                        "epochs": meta.get("epoch")})
+                        "epochs": meta.get("epoch"), "image_size": list(size)})
     names = list(prepared.encoders)
     print(f"{len(rows)} {a.split} images; accuracy %, [95% bootstrap interval], paired difference to the first row")
     print("\n| row | " + " | ".join(names) + " | average | [95%] | vs first [95%] | macro F1 | vs first [95%] | "
