@@ -129,15 +129,18 @@ def _stages(backbone: nn.Module) -> nn.Sequential:
     return stages
 
 
+def _check_count(n: int, train: int) -> None:
+    if not 0 <= train <= n:
+        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
+
+
 def check_train_blocks(name: str, train: int | None) -> None:
     """The ValueError `freeze_stages` would raise for timm model `name`, in milliseconds and before any data is
     read: the model is built on the meta device (no weights, no memory)."""
     if train is None:
         return
     with torch.device("meta"):
-        n = len(_stages(timm.create_model(name, pretrained=False, num_classes=0)))
-    if not 0 <= train <= n:
-        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
+        _check_count(len(_stages(timm.create_model(name, pretrained=False, num_classes=0))), train)
 
 
 def freeze_stages(backbone: nn.Module, train: int) -> None:
@@ -147,8 +150,7 @@ def freeze_stages(backbone: nn.Module, train: int) -> None:
     BatchNorm layers in eval mode too."""
     stages = _stages(backbone)
     n = len(stages)
-    if not 0 <= train <= n:
-        raise ValueError(f"model.train_blocks must be between 0 and {n} (the backbone's stages), got {train}")
+    _check_count(n, train)
     first = n - train
     seen = {id(p) for p in stages.parameters()}
     for i, stage in enumerate(stages):
