@@ -4,9 +4,10 @@ resamples for every row, so a difference the split cannot tell shows an interval
 
     python benchmarks/ablation_delta.py runs/def-base runs/def-base:tta runs/def-ema runs/def-ema:tta
 
-A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation. Every row must
-come from the same data and split; each row is scored at its own image size (data.image_size), on the same
-test images in the same order.
+A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation, or an ensemble
+of them joined by "+" (runs/a+runs/b:tta: the mean of their probabilities). Every row must come from the same
+data and split; each model is scored at its own image size (data.image_size), on the same test images in the
+same order.
 """
 from __future__ import annotations
 
@@ -26,41 +27,47 @@ def main() -> None:
     from vislab.core.checkpoint import read_meta, resolve
     from vislab.core.metrics import bootstrap_difference, bootstrap_intervals
     from vislab.labs.fashion import lab
-    from vislab.labs.fashion.config import FashionRunConfig
+    from vislab.labs.fashion.config import FashionRunConfig, split_fields
     specs = [(r.removesuffix(":tta"), r.endswith(":tta")) for r in a.rows]
-    first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0])[0])["config"])
+    first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0].split("+")[0])[0])["config"])
     by_size: dict = {}  # one decoded copy of the data per image size
-
-    def data_fields(cfg) -> dict:  # what decides the rows and labels; the image size and caches do not
-        return {k: v for k, v in cfg.data.model_dump(mode="json").items()
-                if k not in ("image_size", "cache_dir", "workers")}
 
     results, ref = [], None
     for run, tta in specs:
-        path = resolve(run)[0]
-        meta = read_meta(path)
-        cfg = FashionRunConfig.model_validate(meta["config"])
-        differ = sorted(k for k, v in data_fields(cfg).items() if data_fields(first).get(k) != v)
-        if differ:
-            raise SystemExit(f"{run}: its data config differs from {specs[0][0]}'s in {differ}: not the same split")
+        members = [resolve(m)[0] for m in run.split("+")]
+        metas = [read_meta(p) for p in members]
+        for path, meta in zip(members, metas):
+            cfg = FashionRunConfig.model_validate(meta["config"])
+            differ = sorted(k for k, v in split_fields(cfg.data).items() if split_fields(first.data).get(k) != v)
+            if differ:
+                raise SystemExit(f"{path}: its data config differs from {specs[0][0]}'s in {differ}: "
+                                 "not the same split")
+        cfg = FashionRunConfig.model_validate(metas[0]["config"])
         size = tuple(cfg.data.image_size)
         if size not in by_size:
             by_size[size] = lab.prepare_data(cfg, progress=False)
         prepared = by_size[size]
-        if meta["encoders"] != prepared.encoders:
+        if any(meta["encoders"] != prepared.encoders for meta in metas):
             raise SystemExit(f"{run}: its label encoders differ from {specs[0][0]}'s: not the same data")
-        rows = prepared.splits[a.split]
-        metrics, raw = lab.evaluate_checkpoint(path, prepared, rows, tta=tta)
-        tasks = {t: (raw["targets"][:, j], raw["outputs"][t].argmax(1), len(prepared.encoders[t]))
-                 for j, t in enumerate(prepared.encoders)}
+        rows = np.sort(prepared.splits[a.split])
+        if len(members) == 1:
+            metrics, raw = lab.evaluate_checkpoint(members[0], prepared, rows, tta=tta)
+            preds, targets = {t: o.argmax(1) for t, o in raw["outputs"].items()}, raw["targets"]
+        else:
+            from vislab.labs.fashion.distill import ensemble_probs
+            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta)
+            preds, targets = {t: p.argmax(1) for t, p in probs.items()}, prepared.targets[rows]
+            metrics = ensemble_metrics(probs, targets, prepared.tasks)
+        tasks = {t: (targets[:, j], preds[t], len(prepared.encoders[t])) for j, t in enumerate(prepared.encoders)}
         ref = ref or tasks
         if any(not np.array_equal(ref[t][0], tasks[t][0]) for t in tasks):
             raise SystemExit(f"{run}: its {a.split} images differ from {specs[0][0]}'s: no paired difference")
-        hist = meta.get("history", [])
-        results.append({"row": f"{run} @ {size[0]}x{size[1]}{' + flip TTA' if tta else ''}", "metrics": metrics,
+        hist = [h for meta in metas for h in meta.get("history", [])]
+        label = f"{run} @ {size[0]}x{size[1]}{' + flip TTA' if tta else ''}"
+        results.append({"row": label, "metrics": metrics,
                         "intervals": bootstrap_intervals(tasks), "delta": bootstrap_difference(ref, tasks),
                         "train_seconds": sum(float(h.get("train_seconds", 0)) for h in hist),
-                        "epochs": meta.get("epoch"), "image_size": list(size)})
+                        "epochs": [meta.get("epoch") for meta in metas], "image_size": list(size)})
     names = list(prepared.encoders)
     print(f"{len(rows)} {a.split} images; accuracy %, [95% bootstrap interval], paired difference to the first row")
     print("\n| row | " + " | ".join(names) + " | average | [95%] | vs first [95%] | macro F1 | vs first [95%] | "
@@ -76,6 +83,20 @@ def main() -> None:
               + f" | {r['train_seconds']:.0f} |")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+def ensemble_metrics(probs: dict[str, np.ndarray], targets: np.ndarray, tasks: dict[str, int]) -> dict:
+    """The metrics `evaluate_checkpoint` reports, of an ensemble's mean probabilities; "loss" is their negative
+    log-likelihood."""
+    import torch
+
+    from vislab.core.metrics import MultiTaskMetrics
+    m = MultiTaskMetrics(tasks, auroc=False, sync=False)
+    logp = {t: torch.from_numpy(p).clamp_min(1e-12).log() for t, p in probs.items()}
+    y = torch.from_numpy(targets).long()
+    m.update(logp, y, {t: torch.nn.functional.nll_loss(lp, y[:, j], ignore_index=-1)
+                       for j, (t, lp) in enumerate(logp.items())})
+    return m.compute()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from helpers import tiny_overrides
 from vislab.labs.fashion import lab as fashion
@@ -29,14 +31,31 @@ def test_rows_of_two_image_sizes_are_scored_at_their_own_size(synthetic_root, tm
         runs[name] = fashion.train(cfg, progress=False)
     out = tmp_path / "rows.json"
     monkeypatch.setattr(sys, "argv", ["ablation_delta", str(runs["large"]), str(runs["small"]), str(runs["large"]),
-                                      "--json", str(out)])
+                                      f"{runs['large']}+{runs['small']}", "--json", str(out)])
     _script().main()
     rows = json.loads(out.read_text())
-    assert [r["image_size"] for r in rows] == [[48, 36], [32, 24], [48, 36]]
+    assert [r["image_size"] for r in rows] == [[48, 36], [32, 24], [48, 36], [48, 36]]
     for r, name in zip(rows, ("large", "small")):  # each matches its own run's final test evaluation
         own = json.loads((runs[name] / "metrics.json").read_text())["metrics"]["average"]["accuracy"]
         assert r["metrics"]["average"]["accuracy"] == pytest.approx(own, abs=1e-6)
     assert rows[2]["delta"]["average"]["accuracy"] == pytest.approx([0.0, 0.0])  # a row against itself
+
+    # the ensemble row: the argmax of the two runs' mean probabilities, each run scored at its own size
+    probs, targets = [], None
+    for name in ("large", "small"):
+        cfg = load_config(runs[name] / "config.yaml")
+        prepared = fashion.prepare_data(cfg, progress=False)
+        test = np.sort(prepared.splits["test"])
+        _, raw = fashion.evaluate_checkpoint(runs[name] / "checkpoints" / "best.safetensors", prepared, test, tta=False)
+        probs.append({t: torch.from_numpy(o).softmax(-1) for t, o in raw["outputs"].items()})
+        targets = raw["targets"]
+    hits = [((probs[0][t] + probs[1][t]).argmax(1).numpy() == targets[:, j]).mean()
+            for j, t in enumerate(prepared.encoders)]
+    nll = [-np.log(((probs[0][t] + probs[1][t]) / 2).numpy()[np.arange(len(targets)), targets[:, j]]).mean()
+           for j, t in enumerate(prepared.encoders)]
+    assert rows[3]["metrics"]["average"]["accuracy"] == pytest.approx(float(np.mean(hits)), abs=1e-6)
+    assert rows[3]["metrics"]["average"]["loss"] == pytest.approx(float(np.mean(nll)), rel=1e-4)
+    assert rows[3]["epochs"] == [r["epochs"][0] for r in rows[:2]]
 
 
 def test_a_row_from_another_split_is_refused(synthetic_root, tmp_path, monkeypatch):

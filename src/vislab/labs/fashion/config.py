@@ -115,6 +115,24 @@ class FashionExplainConfig(Strict):
     """Error examples shown with their heat map in the report."""
 
 
+class FashionDistillConfig(Strict):
+    teachers: list[str] = Field(default_factory=list)
+    """Knowledge distillation: run folders or checkpoints (a run folder means its best checkpoint) of fashion models
+    trained on this data and split, at any image size or backbone. Their mean probabilities on each training image,
+    computed once before training, become a second target. Empty: off."""
+    weight: float = Field(0.5, gt=0.0, le=1.0)
+    """Share of each task's loss that comes from the teachers (KL divergence); the rest is the labels' loss."""
+    temperature: float = Field(2.0, gt=0.0)
+    """Softmax temperature of teachers and student in the distillation term (1: plain probabilities)."""
+    tta: bool = True
+    """Teachers score each training image and its mirror (flip test-time augmentation)."""
+
+
+def split_fields(data: FashionDataConfig) -> dict:
+    """The data fields that decide the rows, labels and split; the image size, caches and workers do not."""
+    return {k: v for k, v in data.model_dump(mode="json").items() if k not in ("image_size", "cache_dir", "workers")}
+
+
 class FashionRunConfig(Strict):
     lab: ClassVar[str] = LAB
     name: str = "fashion"
@@ -128,6 +146,8 @@ class FashionRunConfig(Strict):
     """Which predictions need a person's review (`vislab fashion tag`, `vislab serve`)."""
     explain: FashionExplainConfig = Field(default_factory=FashionExplainConfig)
     """Heat maps (`vislab fashion explain`, the report's error examples and deletion test)."""
+    distill: FashionDistillConfig = Field(default_factory=FashionDistillConfig)
+    """Knowledge distillation from your own trained models (e.g. an ensemble of runs) into this one."""
 
     @model_validator(mode="after")
     def _weights_name_tasks(self):

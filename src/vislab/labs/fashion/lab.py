@@ -24,6 +24,7 @@ from vislab.core import plots
 from vislab.core.data.cache import cache_root
 from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
+from vislab.core.distill import DistillationObjective, with_row_ids
 from vislab.core.engine import Trainer, guard_run, new_run_dir, open_run, read_steps, seed_all
 from vislab.core.metrics import majority_baseline
 from vislab.core.models import check_train_blocks
@@ -41,6 +42,7 @@ from vislab.labs.fashion.data import (
     save_summary,
     train_class_counts,
 )
+from vislab.labs.fashion.distill import resolve_teachers, teacher_targets
 from vislab.labs.fashion.model import HeadsOnly, MultiTaskNet
 from vislab.labs.fashion.plots import ablation_bars, comparison_bars
 
@@ -115,6 +117,8 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     """Train one model; returns the run directory (checkpoints, history, metrics, report)."""
     console = rich_console()
     check_train_blocks(cfg.model.backbone, cfg.model.train_blocks)
+    if not resume:
+        resolve_teachers(cfg)  # before a run folder exists (a resumed run reads its cached teacher targets)
     cfg, fabric, run_dir = open_run(cfg, resume)
     with fabric.rank_zero_first():
         prepared = prepare_data(cfg, progress=progress and fabric.is_global_zero)
@@ -129,6 +133,13 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     balance = ({t: class_balance_weights(prepared.targets[tr, j], n, tc.class_balance)
                 for j, (t, n) in enumerate(prepared.tasks.items())} if tc.class_balance else None)
     objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing, balance)
+    train_targets = prepared.targets
+    if cfg.distill.teachers:
+        with fabric.rank_zero_first():
+            soft = teacher_targets(cfg, prepared, tr, run_dir, console if fabric.is_global_zero else None,
+                                   progress and fabric.is_global_zero)
+        objective = DistillationObjective(objective, soft, cfg.distill.weight, cfg.distill.temperature)
+        train_targets = with_row_ids(prepared.targets)  # the rows the teachers' probabilities are looked up by
     meta = checkpoint_meta(cfg, prepared, net)
     trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
     if len(va) == 0:
@@ -142,7 +153,7 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
         model, x, step_transform = HeadsOnly(net), feats, None
     else:
         model, x, step_transform = net, prepared.images, transform
-    train_loader = batch_loader(x, prepared.targets, tr, tc.batch_size, shuffle=True, seed=tc.seed,
+    train_loader = batch_loader(x, train_targets, tr, tc.batch_size, shuffle=True, seed=tc.seed,
                                   num_workers=tc.num_workers, drop_last=len(tr) > tc.batch_size)
     val_loader = batch_loader(x, prepared.targets, va, tc.eval_batch_size, shuffle=False)
     result = trainer.fit(model, objective, train_loader, val_loader, step_transform, export=net, resume=bool(resume))
