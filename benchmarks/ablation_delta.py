@@ -27,7 +27,7 @@ def main() -> None:
     from vislab.core.checkpoint import read_meta, resolve
     from vislab.core.metrics import bootstrap_difference, bootstrap_intervals
     from vislab.labs.fashion import lab
-    from vislab.labs.fashion.config import FashionRunConfig, split_fields
+    from vislab.labs.fashion.config import FashionRunConfig, split_differs
     specs = [(r.removesuffix(":tta"), r.endswith(":tta")) for r in a.rows]
     first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0].split("+")[0])[0])["config"])
     by_size: dict = {}  # one decoded copy of the data per image size
@@ -38,7 +38,7 @@ def main() -> None:
         metas = [read_meta(p) for p in members]
         for path, meta in zip(members, metas):
             cfg = FashionRunConfig.model_validate(meta["config"])
-            differ = sorted(k for k, v in split_fields(cfg.data).items() if split_fields(first.data).get(k) != v)
+            differ = split_differs(cfg.data, first.data)
             if differ:
                 raise SystemExit(f"{path}: its data config differs from {specs[0][0]}'s in {differ}: "
                                  "not the same split")
@@ -55,7 +55,7 @@ def main() -> None:
             preds, targets = {t: o.argmax(1) for t, o in raw["outputs"].items()}, raw["targets"]
         else:
             from vislab.labs.fashion.distill import ensemble_probs
-            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta)
+            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta, by_size=by_size)
             preds, targets = {t: p.argmax(1) for t, p in probs.items()}, prepared.targets[rows]
             metrics = ensemble_metrics(probs, targets, prepared.tasks)
         tasks = {t: (targets[:, j], preds[t], len(prepared.encoders[t])) for j, t in enumerate(prepared.encoders)}

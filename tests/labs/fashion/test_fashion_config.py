@@ -134,3 +134,13 @@ def test_quality_config_is_the_default_plus_the_documented_levers():
     t = quality.train
     assert (t.epochs, t.label_smoothing, t.ema_decay, t.tta, t.monitor) == (12, 0.1, 0.999, True, "val_accuracy")
     assert t.filled().lr == base.train.filled().lr and t.batch_size == base.train.batch_size
+
+
+
+def test_split_differs_names_the_fields_that_change_the_split_and_nothing_else():
+    from vislab.labs.fashion.config import FashionDataConfig, split_differs
+    a = FashionDataConfig()
+    assert split_differs(a, a.model_copy(update={"image_size": (128, 96), "workers": 1})) == []
+    b = a.model_copy(update={"seed": a.seed + 1, "min_samples": a.min_samples + 1})
+    assert split_differs(a, b) == ["min_samples", "seed"]
+    assert split_differs(b, a) == ["min_samples", "seed"]

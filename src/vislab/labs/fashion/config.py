@@ -133,6 +133,12 @@ def split_fields(data: FashionDataConfig) -> dict:
     return {k: v for k, v in data.model_dump(mode="json").items() if k not in ("image_size", "cache_dir", "workers")}
 
 
+def split_differs(a: FashionDataConfig, b: FashionDataConfig) -> list[str]:
+    """The split fields (`split_fields`) in which two data configs differ, sorted; empty: the same rows and split."""
+    fa, fb = split_fields(a), split_fields(b)
+    return sorted(k for k in fa.keys() | fb.keys() if fa.get(k) != fb.get(k))
+
+
 class FashionRunConfig(Strict):
     lab: ClassVar[str] = LAB
     name: str = "fashion"

@@ -15,7 +15,7 @@ import torch
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.errors import CheckpointError, ConfigError
-from vislab.labs.fashion.config import FashionDataConfig, FashionRunConfig, split_fields
+from vislab.labs.fashion.config import FashionDataConfig, FashionRunConfig, split_differs
 from vislab.labs.fashion.data import Prepared, prepare
 
 CACHE = "teacher_probs.safetensors"
@@ -34,8 +34,7 @@ def resolve_teachers(cfg: FashionRunConfig) -> list[Path]:
         if list(meta["tasks"]) != list(cfg.data.label_cols):
             raise ConfigError(f"distill.teachers: {spec} predicts {list(meta['tasks'])}, this run "
                               f"{list(cfg.data.label_cols)}")
-        theirs, ours = split_fields(FashionRunConfig.model_validate(meta["config"]).data), split_fields(cfg.data)
-        differ = sorted(k for k in ours if theirs.get(k) != ours[k])
+        differ = split_differs(FashionRunConfig.model_validate(meta["config"]).data, cfg.data)
         if differ:
             raise ConfigError(f"distill.teachers: {spec} was trained on other data or another split (data."
                               f"{', data.'.join(differ)} differ): its training images could be this run's "
@@ -46,13 +45,14 @@ def resolve_teachers(cfg: FashionRunConfig) -> list[Path]:
 
 def ensemble_probs(paths: list[Path], data: FashionDataConfig, prepared: Prepared, rows: np.ndarray,
                    temperature: float = 1.0, tta: bool = True, batch_size: int = 256,
-                   progress: bool = False) -> dict[str, np.ndarray]:
+                   progress: bool = False, by_size: dict[tuple, Prepared] | None = None) -> dict[str, np.ndarray]:
     """Mean over the checkpoints of softmax(logits / temperature) on `rows` (sorted), per task. A checkpoint of
-    another image size is scored on the data decoded again at its size; its label encoders and its targets on
-    `rows` must be `prepared`'s."""
+    another image size is scored on the data decoded again at its size (added to `by_size`, the caller's
+    {(h, w): Prepared} cache, when given); its label encoders and its targets on `rows` must be `prepared`'s."""
     from vislab.labs.fashion.lab import evaluate_checkpoint
     rows = np.sort(np.asarray(rows))
-    by_size = {tuple(data.image_size): prepared}
+    by_size = {} if by_size is None else by_size
+    by_size.setdefault(tuple(data.image_size), prepared)
     total: dict[str, np.ndarray] = {}
     for path in paths:
         meta = ckpt.read_meta(path)
