@@ -73,12 +73,16 @@ def save_weights(path: str | Path, state_dict: dict[str, torch.Tensor], meta: di
     return path
 
 
-def update_meta(path: str | Path, changes: dict[str, Any]) -> dict[str, Any]:
-    """Rewrite a checkpoint with `changes` merged into its metadata (weights unchanged), atomically."""
+def update_meta(path: str | Path, changes: dict[str, Any], tensors: dict[str, Any] | None = None,
+                drop_prefix: str | None = None) -> dict[str, Any]:
+    """Rewrite a checkpoint with `changes` merged into its metadata, atomically; weights unchanged, except that
+    tensors named `drop_prefix`... are removed and `tensors` (numpy arrays) added."""
     from safetensors.numpy import load_file, save_file
     path = Path(path)
     meta = {**read_meta(path), **changes}
-    tensors = load_file(str(path))  # numpy: no torch needed, bit-identical tensors
+    old = load_file(str(path))  # numpy: no torch needed, bit-identical tensors
+    tensors = {**{k: v for k, v in old.items() if not (drop_prefix and k.startswith(drop_prefix))},
+               **(tensors or {})}
     text = json.dumps(meta, default=_json_default)
     _atomic(path, lambda tmp: save_file(tensors, tmp, metadata={"vislab": text}))
     _atomic(path.with_suffix(".json"),

@@ -103,6 +103,8 @@ def fashion_spec(path: Path, meta: dict) -> OnnxSpec:
             "outputs": {t: {"kind": "logits", "labels": labels} for t, labels in meta["encoders"].items()},
             "embedding": {"name": EMBEDDING, "kind": "pooled backbone features, before the heads"},
             "review": meta.get("review")}
+    if meta.get("knn"):  # the bank stays in the checkpoint: the graph gives the heads' logits alone
+        info["neighbour_vote"] = "not exported: the graph's outputs are the heads' logits without the checkpoint's vote"
     return OnnxSpec(OnnxModel(net.eval(), mean, std, tasks).eval(), [*tasks, EMBEDDING], tasks, info, mean, std,
                     list(meta["image_size"]), lambda: test_split_images(meta))
 

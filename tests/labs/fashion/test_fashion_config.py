@@ -134,7 +134,7 @@ def test_quality_config_is_the_default_plus_the_documented_levers():
     t = quality.train
     assert (t.epochs, t.label_smoothing, t.ema_decay, t.tta, t.monitor) == (12, 0.1, 0.999, True, "val_accuracy")
     assert t.filled().lr == base.train.filled().lr and t.batch_size == base.train.batch_size
-
+    assert base.knn.k == 0 and (quality.knn.k, quality.knn.temperature, quality.knn.bank) == (10, 0.05, "train+val")
 
 
 def test_split_differs_names_the_fields_that_change_the_split_and_nothing_else():

@@ -1,4 +1,4 @@
-"""`vislab fashion eda | train | evaluate | compare | predict | tag | calibrate | explain` and `vislab demo`.
+"""`vislab fashion eda | train | evaluate | compare | predict | tag | calibrate | knn | explain` and `vislab demo`.
 
 Every command checks its flags and config before it imports torch or reads data; the lab module (torch,
 timm, Fabric) is imported only once the input is known to be good."""
@@ -335,6 +335,25 @@ def calibrate_cmd(checkpoint: CheckpointArg,
     from vislab.labs.fashion import lab as fashion
     fashion.calibrate(path, precision, progress)
     console.print(f"thresholds stored in {path}")
+
+
+@app.command("knn")
+@friendly
+@documented(None, None, "vislab fashion knn runs/fashion", "vislab fashion knn runs/fashion -k 20 --bank train")
+def knn_cmd(checkpoint: CheckpointArg,
+            k: Annotated[int, typer.Option("-k", "--k", min=1, help="Neighbours that vote.")] = 10,
+            temperature: Annotated[float, typer.Option(min=1e-6, help="Softmax temperature over their cosine "
+                                                                       "similarities.")] = 0.05,
+            bank: Annotated[str, typer.Option(metavar="train|train+val", help="Which labelled images vote in "
+                                                                              "predictions.")] = "train+val",
+            progress: ProgressOpt = True):
+    """Add a neighbour vote to a trained checkpoint: its predictions blend in the labels of the k most similar
+    labelled images, with a weight per attribute chosen on the validation split (see knn.k)."""
+    bank = choice(bank, ("train", "train+val"), "--bank")
+    path, meta = checkpoint_arg(checkpoint, "fashion")
+    from vislab.labs.fashion import lab as fashion
+    info = fashion.add_vote(path, k, temperature, bank, progress)
+    console.print(f"neighbour vote of {info['bank_size']} images ({info['bank']}) stored in {path}")
 
 
 @app.command("explain")

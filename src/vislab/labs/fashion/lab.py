@@ -32,6 +32,7 @@ from vislab.core.objectives import ClassificationObjective, FlipTTA, class_balan
 from vislab.core.report import Section, Table, hardware, rich_console, write_report
 from vislab.core.report import flat_config as _flat_cfg
 from vislab.core.transforms import BatchTransform
+from vislab.labs.fashion import knn
 from vislab.labs.fashion.config import FashionRunConfig
 from vislab.labs.fashion.data import (
     Prepared,
@@ -159,8 +160,7 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     result = trainer.fit(model, objective, train_loader, val_loader, step_transform, export=net, resume=bool(resume))
     if fabric.is_global_zero:
         console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch}")
-        calibrate_checkpoint(run_dir / "checkpoints" / "best.safetensors", prepared, va, cfg.review.precision,
-                             tc.eval_batch_size, console)
+        finish_checkpoint(run_dir / "checkpoints" / "best.safetensors", prepared, cfg, console)
         if report:
             evaluate_run(run_dir, prepared, cfg, result.history, seconds=result.seconds, console=console)
     fabric.barrier()
@@ -185,7 +185,9 @@ def _print_cleaning(console, prepared: Prepared) -> None:
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[MultiTaskNet, dict]:
+    """The network of a fashion checkpoint (without its neighbour vote: `knn.vote_of`) and its metadata."""
     weights, meta = ckpt.load_checked(path, "fashion")
+    weights = {k: v for k, v in weights.items() if not k.startswith(knn.PREFIX)}
     net = MultiTaskNet(meta["backbone"], meta["tasks"], pretrained=False,
                        drop_rate=meta["config"]["model"].get("drop_rate", 0.0), image_size=tuple(meta["image_size"]))
     ckpt.load_into(net, weights, path)
@@ -199,11 +201,14 @@ def check_tasks(meta: dict, label_cols: Sequence[str], path) -> None:
                                    f"Use a checkpoint of this task set or pass the matching --label-cols.")
 
 
-def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, batch_size: int = 256,
-                        device: str = "cpu", tta: bool | None = None) -> tuple[dict, dict]:
+def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, batch_size: int = 32,
+                        device: str = "cpu", tta: bool | None = None,
+                        vote_splits: tuple[str, ...] = ("train", "val")) -> tuple[dict, dict]:
     """Metrics of a checkpoint on `rows` of prepared data (single process), with raw outputs; `tta`: flip
-    test-time augmentation (None: the checkpoint's train.tta)."""
+    test-time augmentation (None: the checkpoint's train.tta). A checkpoint with a neighbour vote blends it in,
+    with the bank images of `vote_splits` voting (("train",) to score the validation split)."""
     net, meta = load_model(path, device)
+    vote = knn.vote_of(path, meta, vote_splits)
     tasks = meta["tasks"]
     transform = BatchTransform(net.data_config["mean"], net.data_config["std"])
     loader = batch_loader(prepared.images, prepared.targets, rows, batch_size, shuffle=False)
@@ -214,14 +219,31 @@ def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, 
     objective = ClassificationObjective(tasks)
     tta = cfg.train.filled().tta if tta is None else tta
     model = FlipTTA(net) if tta else net  # the mean of the logits of the photo and its mirror
+    if vote is not None:
+        model = knn.VotingNet(net, *vote, tta=tta)
     return trainer.evaluate(model, objective, loader, transform, collect=True, sync=False)
+
+
+def finish_checkpoint(path: Path, prepared: Prepared, cfg: FashionRunConfig, console=None) -> dict | None:
+    """After training (or `vislab fashion knn`): the neighbour vote when `knn.k` (weights chosen on the validation
+    split), then the review thresholds (on the validation split, the training images voting), then the validation
+    images join the vote when `knn.bank` is train+val. Returns the vote's metadata (None without one)."""
+    info = None
+    if cfg.knn.k:
+        info, f_va = knn.attach_vote(path, prepared, cfg.knn.k, cfg.knn.temperature, bool(cfg.train.filled().tta),
+                                     cfg.train.eval_batch_size, console)
+    calibrate_checkpoint(path, prepared, np.sort(prepared.splits["val"]), cfg.review.precision,
+                         cfg.train.eval_batch_size, console)
+    if cfg.knn.k and cfg.knn.bank == "train+val":
+        info = knn.widen_bank(path, prepared, f_va)
+    return info
 
 
 def calibrate_checkpoint(path: Path, prepared: Prepared, rows: np.ndarray, precision: float,
                          batch_size: int = 256, console=None) -> dict:
     """Choose the review thresholds on `rows` (the validation split) and store them in the checkpoint."""
     from vislab.labs.fashion.review import choose_thresholds
-    _, raw = evaluate_checkpoint(path, prepared, rows, batch_size)
+    _, raw = evaluate_checkpoint(path, prepared, rows, batch_size, vote_splits=("train",))
     probs = {t: torch.from_numpy(v).float().softmax(-1).numpy() for t, v in raw["outputs"].items()}
     review = choose_thresholds(probs, raw["targets"], precision)
     ckpt.update_meta(path, {"review": review})
@@ -246,6 +268,20 @@ def calibrate(checkpoint: str | Path, precision: float | None = None, progress: 
                                 cfg.train.eval_batch_size, rich_console())
 
 
+def add_vote(checkpoint: str | Path, k: int, temperature: float, bank: str, progress: bool = True) -> dict:
+    """Give a trained checkpoint a neighbour vote (or a new one) on its own data and split, and choose its review
+    thresholds again (`finish_checkpoint`)."""
+    path = ckpt.resolve(checkpoint)[0]
+    meta = ckpt.read_checked(path, "fashion")
+    cfg = FashionRunConfig.model_validate(meta["config"])
+    cfg = cfg.model_copy(update={"knn": cfg.knn.model_copy(update={"k": k, "temperature": temperature, "bank": bank})})
+    prepared = prepare(cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])}), progress=progress)
+    if prepared.encoders != meta["encoders"]:
+        raise DataError(f"{path}: its data now gives other classes than it was trained on: no vote")
+    ckpt.update_meta(path, {"knn": None}, drop_prefix=knn.PREFIX)  # the old vote must not score the new one
+    return finish_checkpoint(path, prepared, cfg, rich_console())
+
+
 def remap_targets(prepared: Prepared, encoders: dict[str, list[str]]) -> tuple[np.ndarray, dict]:
     """Targets of `prepared` re-encoded with a checkpoint's encoders; rows with unseen labels dropped."""
     targets, unseen = encode(prepared.df, encoders)
@@ -268,7 +304,8 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
     rows = prepared.splits[split]
     scope = scope or f"the {split} split ({len(rows)} held-out images)"
     tta = bool(cfg.train.filled().tta)  # the run's config (evaluate: the checkpoint's, with any overrides)
-    metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size, tta=tta)
+    metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size, tta=tta,
+                                       vote_splits=("train",) if split == "val" else ("train", "val"))
     train_rows = prepared.splits.get("train", rows)
     baselines = {t: majority_baseline(prepared.targets[train_rows, j], prepared.targets[rows, j],
                                       (train_counts or {}).get(t))

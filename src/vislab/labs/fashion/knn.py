@@ -1,0 +1,117 @@
+"""The neighbour vote of a fashion checkpoint (`knn.k`, `vislab fashion knn`): the labelled images' pooled
+features and labels are stored in the checkpoint, and each prediction blends the heads' probabilities with the
+vote of the k most similar of them (`vislab.core.knn`), with a weight per task chosen on the validation split.
+
+Honest by construction: the weights are chosen on the validation images with only the training images voting,
+and the review thresholds are chosen the same way; `knn.bank: train+val` then adds the validation images to the
+bank for prediction (the test split is never in it). The bank rows keep their split, so a later scoring of the
+validation split (`calibrate`, `evaluate --split val`) leaves the validation images out of the vote again."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from vislab.core import checkpoint as ckpt
+from vislab.core.knn import NeighbourVote, blend, choose_weights
+from vislab.core.transforms import BatchTransform
+
+PREFIX = "knn."
+SPLIT_CODES = {"train": 0, "val": 1}
+
+
+@torch.inference_mode()
+def pooled_features(net, images: np.ndarray, rows: np.ndarray, tta: bool, batch_size: int = 32) -> torch.Tensor:
+    """(len(rows), D) pooled backbone features of `images[rows]`, the mean over the photo and its mirror when
+    `tta` (the heads are linear, so the heads of this mean are the flip-TTA logits)."""
+    net = net.eval().to(memory_format=torch.channels_last)
+    tf = BatchTransform(net.data_config["mean"], net.data_config["std"]).eval()
+    out = []
+    for i in range(0, len(rows), batch_size):
+        x = tf(torch.from_numpy(np.asarray(images[rows[i:i + batch_size]])))
+        f = net.forward_features(x)
+        out.append((f + net.forward_features(x.flip(-1))) / 2 if tta else f)
+    return torch.cat(out).float() if out else torch.zeros(0, net.num_features)
+
+
+def vote_of(path: str | Path, meta: dict | None = None, splits: tuple[str, ...] = ("train", "val"),
+            tensors: dict | None = None) -> tuple[NeighbourVote, dict[str, float]] | None:
+    """(the vote, its blend weights) stored in a checkpoint, or None; `splits`: which bank rows vote."""
+    meta = meta or ckpt.read_meta(path)
+    info = meta.get("knn")
+    if not info:
+        return None
+    if tensors is None:
+        from safetensors import safe_open
+        with safe_open(str(path), "pt") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys() if k.startswith(PREFIX)}
+    keep = torch.isin(tensors[PREFIX + "split"].long(), torch.tensor([SPLIT_CODES[s] for s in splits]))
+    vote = NeighbourVote(tensors[PREFIX + "features"][keep].float(), tensors[PREFIX + "targets"][keep].long(),
+                         meta["tasks"], info["k"], info["temperature"])
+    return vote, info["weights"]
+
+
+class VotingNet(nn.Module):
+    """A MultiTaskNet whose outputs are the log of the blended probabilities (the heads' and the vote's), so the
+    engine's metrics and losses read them as logits; `tta`: features averaged over the photo and its mirror."""
+
+    def __init__(self, net, vote: NeighbourVote, weights: dict[str, float], tta: bool):
+        super().__init__()
+        self.net, self.vote, self.weights, self.tta = net, vote, weights, tta
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.net.forward_features(x)
+        if self.tta:
+            f = (f + self.net.forward_features(x.flip(-1))) / 2
+        probs = {t: v.float().softmax(-1) for t, v in self.net.forward_heads(f).items()}
+        return {t: p.clamp_min(1e-12).log() for t, p in blend(probs, self.vote.probs(f), self.weights).items()}
+
+
+def attach_vote(path: Path, prepared, k: int, temperature: float, tta: bool, batch_size: int = 32,
+                console=None) -> tuple[dict, torch.Tensor]:
+    """Compute the training and validation images' features with the checkpoint at `path`, choose each task's
+    blend weight on the validation split (the training images voting) and store the vote in the checkpoint
+    (training images only; `widen_bank` adds the validation images). Returns the stored `knn` metadata and the
+    validation images' features (for `widen_bank`, without a second pass over the images)."""
+    from vislab.labs.fashion.lab import load_model
+    net, meta = load_model(path)
+    tr, va = np.sort(prepared.splits["train"]), np.sort(prepared.splits["val"])
+    if not 1 <= k <= len(tr):
+        raise ValueError(f"knn.k must lie between 1 and the {len(tr)} training images, got {k}")
+    feats = pooled_features(net, prepared.images, np.concatenate([tr, va]), tta, batch_size)
+    f_tr, f_va = feats[:len(tr)], feats[len(tr):]
+    vote = NeighbourVote(f_tr, torch.from_numpy(prepared.targets[tr]), meta["tasks"], k, temperature)
+    with torch.inference_mode():
+        model = {t: v.softmax(-1) for t, v in net.forward_heads(f_va).items()}
+    weights, scores = choose_weights(model, vote.probs(f_va), prepared.targets[va])
+    info = {"k": k, "temperature": temperature, "tta": tta, "weights": weights, "bank": "train",
+            "bank_size": int(len(tr)), "validation_accuracy": scores,
+            "features": "pooled backbone features" + (" (mean over the photo and its mirror)" if tta else "")}
+    _store(path, info, f_tr, prepared.targets[tr], np.zeros(len(tr), np.int8))
+    if console is not None:
+        console.print("neighbour vote (k {}, temperature {:g}): blend weights chosen on the validation split: {}"
+                      .format(k, temperature, ", ".join(
+                          f"{t} {w:.2f} ({100 * scores[t]['model']:.2f} -> {100 * scores[t]['blend']:.2f})"
+                          for t, w in weights.items())))
+    return info, f_va
+
+
+def widen_bank(path: Path, prepared, f_va: torch.Tensor) -> dict:
+    """Add the validation images (their features `f_va`, in sorted row order, from `attach_vote`) to the
+    checkpoint's vote."""
+    va = np.sort(prepared.splits["val"])
+    weights, meta = ckpt.load_weights(path)
+    info = {**meta["knn"], "bank": "train+val", "bank_size": int(meta["knn"]["bank_size"] + len(va))}
+    feats = torch.cat([weights[PREFIX + "features"].float(), f_va])
+    targets = np.concatenate([weights[PREFIX + "targets"].numpy(), prepared.targets[va]])
+    split = np.concatenate([weights[PREFIX + "split"].numpy(), np.ones(len(va), np.int8)])
+    _store(path, info, feats, targets, split)
+    return info
+
+
+def _store(path: Path, info: dict, feats: torch.Tensor, targets: np.ndarray, split: np.ndarray) -> None:
+    ckpt.update_meta(path, {"knn": info}, drop_prefix=PREFIX, tensors={
+        PREFIX + "features": feats.half().numpy(), PREFIX + "targets": np.asarray(targets, np.int16),
+        PREFIX + "split": np.asarray(split, np.int8)})
