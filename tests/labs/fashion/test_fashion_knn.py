@@ -81,6 +81,14 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
     voted = [t for t, w in info["weights"].items() if w > 0]
     assert sum(leaked[t]["accuracy"] for t in voted) > sum(honest[t]["accuracy"] for t in voted)
 
+    # as a distillation teacher the voted checkpoint scores its own bank's images with its heads alone
+    from vislab.labs.fashion.distill import ensemble_probs
+    heads_only = ensemble_probs([path], cfg.data, prepared, tr[:40], vote=False)
+    unvoted = ensemble_probs([run / "checkpoints" / "best.safetensors"], cfg.data, prepared, tr[:40])
+    voted_tr = ensemble_probs([path], cfg.data, prepared, tr[:40])
+    t = voted[0]
+    assert np.allclose(heads_only[t], unvoted[t], atol=1e-6) and not np.allclose(voted_tr[t], unvoted[t], atol=1e-3)
+
     # the predictor (tag, serve) blends the same vote into its confidences (one view: no flip TTA there)
     predictor = Predictor.load(path, top_k=1)
     x = torch.from_numpy(np.asarray(prepared.images[te[:8]]))
@@ -101,12 +109,10 @@ def test_training_with_a_vote_and_the_knn_command_refusals(synthetic_root, tmp_p
     info = ckpt.read_meta(run / "checkpoints" / "best.safetensors")["knn"]
     prepared = fashion.prepare_data(cfg, progress=False)
     assert info["bank"] == "train" and info["bank_size"] == len(prepared.splits["train"]) and info["k"] == 3
-    assert "knn" not in ckpt.read_meta(run / "checkpoints" / "last.safetensors") or \
-        not ckpt.read_meta(run / "checkpoints" / "last.safetensors").get("knn")
+    assert not ckpt.read_meta(run / "checkpoints" / "last.safetensors").get("knn")  # only the best gets it
 
     r = run_cli("fashion", "knn", str(tiny_run[0]), "--bank", "val")
     assert r.returncode == 2 and "--bank must be one of train, train+val" in r.stderr
     r = run_cli("fashion", "knn", str(tiny_run[0]), "-k", "100000")
     assert r.returncode != 0 and "knn.k must lie between 1 and the" in r.stderr
-    assert "knn" not in ckpt.read_meta(tiny_run[0] / "checkpoints" / "best.safetensors") or \
-        not ckpt.read_meta(tiny_run[0] / "checkpoints" / "best.safetensors").get("knn")
+    assert not ckpt.read_meta(tiny_run[0] / "checkpoints" / "best.safetensors").get("knn")  # refused: untouched

@@ -203,12 +203,13 @@ def check_tasks(meta: dict, label_cols: Sequence[str], path) -> None:
 
 def evaluate_checkpoint(path: str | Path, prepared: Prepared, rows: np.ndarray, batch_size: int = 32,
                         device: str = "cpu", tta: bool | None = None,
-                        vote_splits: tuple[str, ...] = ("train", "val")) -> tuple[dict, dict]:
+                        vote_splits: tuple[str, ...] | None = ("train", "val")) -> tuple[dict, dict]:
     """Metrics of a checkpoint on `rows` of prepared data (single process), with raw outputs; `tta`: flip
     test-time augmentation (None: the checkpoint's train.tta). A checkpoint with a neighbour vote blends it in,
-    with the bank images of `vote_splits` voting (("train",) to score the validation split)."""
+    with the bank images of `vote_splits` voting (("train",) to score the validation split; None: the heads
+    alone)."""
     net, meta = load_model(path, device)
-    vote = knn.vote_of(path, meta, vote_splits)
+    vote = knn.vote_of(path, meta, vote_splits) if vote_splits else None
     tasks = meta["tasks"]
     transform = BatchTransform(net.data_config["mean"], net.data_config["std"])
     loader = batch_loader(prepared.images, prepared.targets, rows, batch_size, shuffle=False)
