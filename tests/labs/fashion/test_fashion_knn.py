@@ -14,6 +14,7 @@ from vislab.core import checkpoint as ckpt
 from vislab.labs.fashion import knn
 from vislab.labs.fashion import lab as fashion
 from vislab.labs.fashion.config import load_config
+from vislab.labs.fashion.features import pooled_features
 from vislab.labs.fashion.predict import Predictor
 
 
@@ -58,7 +59,7 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
     tta = bool(cfg.train.filled().tta)
     bank = stored["knn.features"].float().numpy()
     bank_y = stored["knn.targets"].long().numpy()
-    q = knn.pooled_features(net, prepared.images, te, tta).numpy()
+    q = pooled_features(net, prepared.images, te, tta).numpy()
     with torch.no_grad():
         heads = {t: v.softmax(-1).numpy() for t, v in net.forward_heads(torch.from_numpy(q)).items()}
     metrics, _ = fashion.evaluate_checkpoint(path, prepared, te, tta=tta)
@@ -72,7 +73,7 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
 
     # the validation split is scored with the training images voting only: each validation image would otherwise
     # find itself (similarity 1) in the bank
-    sims, rows = knn.vote_of(path, meta)[0].neighbours(knn.pooled_features(net, prepared.images, va[:20], tta))
+    sims, rows = knn.vote_of(path, meta)[0].neighbours(pooled_features(net, prepared.images, va[:20], tta))
     assert (sims[:, 0] > 0.999).all() and (rows[:, 0].numpy() == len(tr) + np.arange(20)).all()
     review = meta["review"]["thresholds"]
     assert fashion.calibrate(path, progress=False)["thresholds"] == review  # the same: validation not voting
@@ -93,7 +94,7 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
     predictor = Predictor.load(path, top_k=1)
     x = torch.from_numpy(np.asarray(prepared.images[te[:8]]))
     preds = predictor.predict_arrays(x)
-    q1 = knn.pooled_features(net, prepared.images, te[:8], tta=False).numpy()
+    q1 = pooled_features(net, prepared.images, te[:8], tta=False).numpy()
     with torch.no_grad():
         h1 = {t: v.softmax(-1).numpy() for t, v in net.forward_heads(torch.from_numpy(q1)).items()}
     for j, (t, n) in enumerate(meta["tasks"].items()):

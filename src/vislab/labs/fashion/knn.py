@@ -16,24 +16,10 @@ from torch import nn
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.knn import NeighbourVote, blend, choose_weights
-from vislab.core.transforms import BatchTransform
+from vislab.labs.fashion.features import pooled_features
 
 PREFIX = "knn."
 SPLIT_CODES = {"train": 0, "val": 1}
-
-
-@torch.inference_mode()
-def pooled_features(net, images: np.ndarray, rows: np.ndarray, tta: bool, batch_size: int = 32) -> torch.Tensor:
-    """(len(rows), D) pooled backbone features of `images[rows]`, the mean over the photo and its mirror when
-    `tta` (the heads are linear, so the heads of this mean are the flip-TTA logits)."""
-    net = net.eval().to(memory_format=torch.channels_last)
-    tf = BatchTransform(net.data_config["mean"], net.data_config["std"]).eval()
-    out = []
-    for i in range(0, len(rows), batch_size):
-        x = tf(torch.from_numpy(np.asarray(images[rows[i:i + batch_size]])))
-        f = net.forward_features(x)
-        out.append((f + net.forward_features(x.flip(-1))) / 2 if tta else f)
-    return torch.cat(out).float() if out else torch.zeros(0, net.num_features)
 
 
 def vote_of(path: str | Path, meta: dict | None = None, splits: tuple[str, ...] = ("train", "val"),

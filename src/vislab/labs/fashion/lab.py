@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ import torch
 
 from vislab.core import checkpoint as ckpt
 from vislab.core import plots
-from vislab.core.data.cache import cache_root
 from vislab.core.data.images import DataError
 from vislab.core.data.loaders import batch_loader
 from vislab.core.distill import DistillationObjective, with_row_ids
@@ -44,6 +42,7 @@ from vislab.labs.fashion.data import (
     train_class_counts,
 )
 from vislab.labs.fashion.distill import resolve_teachers, teacher_targets
+from vislab.labs.fashion.features import backbone_features
 from vislab.labs.fashion.model import HeadsOnly, MultiTaskNet
 from vislab.labs.fashion.plots import ablation_bars, comparison_bars
 
@@ -53,36 +52,6 @@ def prepare_data(cfg: FashionRunConfig, progress: bool = True) -> Prepared:
 
 
 # --------------------------------------------------------------------------- linear probe features
-
-
-@torch.no_grad()
-def backbone_features(net: MultiTaskNet, images: np.ndarray, transform: BatchTransform, device,
-                      cache_key: str | None, cache_dir: str | None, batch_size: int = 256,
-                      progress: bool = True) -> torch.Tensor:
-    """Pooled backbone features of every image, computed once (cached on disk by key)."""
-    path = None
-    if cache_key:
-        path = cache_root(cache_dir) / "features" / f"{cache_key}.pt"
-        if path.is_file():
-            return torch.load(path, map_location="cpu", weights_only=True)
-    net.eval().to(device)
-    transform.eval().to(device)
-    x_all = torch.from_numpy(np.asarray(images))
-    out = []
-    from rich.progress import Progress
-    with Progress(transient=True, disable=not progress) as bar:
-        t = bar.add_task(f"backbone features of {len(x_all)} images (once)", total=len(x_all))
-        for i in range(0, len(x_all), batch_size):
-            x = transform(x_all[i:i + batch_size].to(device))
-            out.append(net.forward_features(x).float().cpu())
-            bar.advance(t, len(x))
-    feats = torch.cat(out)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(feats, tmp)
-        os.replace(tmp, path)
-    return feats
 
 
 def _features_key(cfg: FashionRunConfig, prepared: Prepared, net: MultiTaskNet) -> str | None:
@@ -147,10 +116,8 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
         raise DataError("the validation split is empty: give data.split a non-zero validation fraction")
     if cfg.model.freeze_backbone:
         with fabric.rank_zero_first():
-            feats = backbone_features(net, prepared.images, BatchTransform(transform.mean.flatten().tolist(),
-                                                                           transform.std.flatten().tolist()),
-                                      fabric.device, _features_key(cfg, prepared, net), cfg.data.cache_dir,
-                                      tc.eval_batch_size, progress and fabric.is_global_zero)
+            feats = backbone_features(net, prepared.images, fabric.device, _features_key(cfg, prepared, net),
+                                      cfg.data.cache_dir, tc.eval_batch_size, progress and fabric.is_global_zero)
         model, x, step_transform = HeadsOnly(net), feats, None
     else:
         model, x, step_transform = net, prepared.images, transform
