@@ -56,11 +56,12 @@ class VotingNet(nn.Module):
 
 
 def attach_vote(path: Path, prepared, k: int, temperature: float, tta: bool, batch_size: int = 32,
-                console=None) -> tuple[dict, torch.Tensor]:
+                console=None) -> tuple[dict, torch.Tensor, dict[str, np.ndarray]]:
     """Compute the training and validation images' features with the checkpoint at `path`, choose each task's
     blend weight on the validation split (the training images voting) and store the vote in the checkpoint
-    (training images only; `widen_bank` adds the validation images). Returns the stored `knn` metadata and the
-    validation images' features (for `widen_bank`, without a second pass over the images)."""
+    (training images only; `widen_bank` adds the validation images). Returns the stored `knn` metadata, the
+    validation images' features (for `widen_bank`) and their blended probabilities per task (for the review
+    thresholds), in sorted row order, so that neither needs a second pass over the images."""
     from vislab.labs.fashion.lab import load_model
     net, meta = load_model(path)
     tr, va = np.sort(prepared.splits["train"]), np.sort(prepared.splits["val"])
@@ -76,12 +77,14 @@ def attach_vote(path: Path, prepared, k: int, temperature: float, tta: bool, bat
             "bank_size": int(len(tr)), "validation_accuracy": scores,
             "features": "pooled backbone features" + (" (mean over the photo and its mirror)" if tta else "")}
     _store(path, info, f_tr, prepared.targets[tr], np.zeros(len(tr), np.int8))
+    stored, _ = vote_of(path, splits=("train",))  # the float16 bank, as evaluation and prediction will read it
+    val_probs = {t: p.numpy() for t, p in blend(model, stored.probs(f_va), weights).items()}
     if console is not None:
         console.print("neighbour vote (k {}, temperature {:g}): blend weights chosen on the validation split: {}"
                       .format(k, temperature, ", ".join(
                           f"{t} {w:.2f} ({100 * scores[t]['model']:.2f} -> {100 * scores[t]['blend']:.2f})"
                           for t, w in weights.items())))
-    return info, f_va
+    return info, f_va, val_probs
 
 
 def widen_bank(path: Path, prepared, f_va: torch.Tensor) -> dict:

@@ -196,12 +196,13 @@ def finish_checkpoint(path: Path, prepared: Prepared, cfg: FashionRunConfig, con
     """After training (or `vislab fashion knn`): the neighbour vote when `knn.k` (weights chosen on the validation
     split), then the review thresholds (on the validation split, the training images voting), then the validation
     images join the vote when `knn.bank` is train+val. Returns the vote's metadata (None without one)."""
-    info = None
+    info, va = None, np.sort(prepared.splits["val"])
     if cfg.knn.k:
-        info, f_va = knn.attach_vote(path, prepared, cfg.knn.k, cfg.knn.temperature, bool(cfg.train.filled().tta),
-                                     cfg.train.eval_batch_size, console)
-    calibrate_checkpoint(path, prepared, np.sort(prepared.splits["val"]), cfg.review.precision,
-                         cfg.train.eval_batch_size, console)
+        info, f_va, probs = knn.attach_vote(path, prepared, cfg.knn.k, cfg.knn.temperature,
+                                            bool(cfg.train.filled().tta), cfg.train.eval_batch_size, console)
+        store_review(path, probs, prepared.targets[va], cfg.review.precision, console)
+    else:
+        calibrate_checkpoint(path, prepared, va, cfg.review.precision, cfg.train.eval_batch_size, console)
     if cfg.knn.k and cfg.knn.bank == "train+val":
         info = knn.widen_bank(path, prepared, f_va)
     return info
@@ -210,10 +211,16 @@ def finish_checkpoint(path: Path, prepared: Prepared, cfg: FashionRunConfig, con
 def calibrate_checkpoint(path: Path, prepared: Prepared, rows: np.ndarray, precision: float,
                          batch_size: int = 256, console=None) -> dict:
     """Choose the review thresholds on `rows` (the validation split) and store them in the checkpoint."""
-    from vislab.labs.fashion.review import choose_thresholds
     _, raw = evaluate_checkpoint(path, prepared, rows, batch_size, vote_splits=("train",))
     probs = {t: torch.from_numpy(v).float().softmax(-1).numpy() for t, v in raw["outputs"].items()}
-    review = choose_thresholds(probs, raw["targets"], precision)
+    return store_review(path, probs, raw["targets"], precision, console)
+
+
+def store_review(path: Path, probs: dict[str, np.ndarray], targets: np.ndarray, precision: float,
+                 console=None) -> dict:
+    """Choose the review thresholds from validation probabilities and store them in the checkpoint."""
+    from vislab.labs.fashion.review import choose_thresholds
+    review = choose_thresholds(probs, targets, precision)
     ckpt.update_meta(path, {"review": review})
     if console is not None:
         console.print(f"review thresholds for {precision:.0%} precision on the validation split: " + ", ".join(
