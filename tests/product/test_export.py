@@ -223,3 +223,18 @@ def test_efficientnet_lite0_exports_with_parity(synthetic_root, tmp_path_factory
     path, report = export_onnx(run_dir, out / "lite0.onnx")
     assert report["exporter"] == "torch.onnx dynamo" and report["images"] >= 30
     assert max(report["max_abs_logit_diff"].values()) < 1e-3 and set(report["label_agreement"].values()) == {1.0}
+
+
+def test_onnx_tta_answers_like_the_torch_predictors_tta(exported, tiny_ckpt, catalog):
+    from vislab.labs.fashion.predict import Predictor
+    from vislab.product.onnx_predictor import OnnxPredictor
+    files = sorted((catalog / "shirts").glob("*.jpg"))[:5]
+    torch_p, onnx_p = Predictor.load(tiny_ckpt, tta=True), OnnxPredictor.load(exported[0], tta=True)
+    x = torch_p.preprocess(files).numpy()
+    (f_t, want), (f_o, got) = torch_p.embed_arrays(x), onnx_p.embed_arrays(x)
+    assert np.abs(f_t - f_o).max() < 1e-3
+    for w, g in zip(want, got):
+        assert g.labels == w.labels
+        assert [g.confidences[t] for t in w.labels] == pytest.approx([w.confidences[t] for t in w.labels], abs=1e-4)
+    single = OnnxPredictor.load(exported[0]).embed_arrays(x)[0]
+    assert np.abs(single - f_o).max() > 1e-3  # the mirror took part

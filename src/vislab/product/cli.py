@@ -12,7 +12,8 @@ from vislab.product.serve.settings import ServeSettings
 
 FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "max_pixels",
          "micro_batch": "micro_batch", "batch_wait_ms": "batch_wait_ms", "batch_size": "batch_size",
-         "threads": "threads", "top_k": "top_k", "precision": "precision", "backend": "backend", "index": "index"}
+         "threads": "threads", "top_k": "top_k", "precision": "precision", "backend": "backend", "index": "index",
+         "tta": "tta"}
 
 
 @friendly
@@ -44,6 +45,8 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
               ] = None,
               top_k: Annotated[Optional[int], typer.Option("--top-k", help="Labels returned per attribute.")
                                ] = None,
+              tta: Annotated[Optional[bool], typer.Option(
+                  "--tta/--no-tta", help="Flip test-time augmentation (two forward passes per image).")] = None,
               threshold: Annotated[Optional[str], typer.Option(
                   metavar="T|TASK=T,...", help="Review thresholds replacing the checkpoint's.")] = None,
               index: Annotated[Optional[Path], typer.Option(
@@ -58,13 +61,17 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     settings = build_config(ServeSettings, FLAGS, None, None, max_body_mb=max_body_mb, max_batch=max_batch,
                             max_pixels=max_pixels, micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                             batch_size=batch_size, threads=threads, top_k=top_k, precision=precision,
-                            backend=backend, index=str(index) if index is not None else None)
+                            backend=backend, tta=tta, index=str(index) if index is not None else None)
     if index is not None:
         from vislab.product.index import read_index
         built = read_index(index)["model"]
         if built.get("image_size") != list(meta["image_size"]) or built.get("backbone") != meta.get("backbone"):
             fail(f"{index} was built by a {built.get('backbone')} model at {built.get('image_size')}; this one is "
                  f"{meta.get('backbone')} at {list(meta['image_size'])}: build the index with the served model")
+        if bool(built.get("tta", False)) != settings.tta:
+            fail(f"{index} was built {'with' if built.get('tta') else 'without'} --tta: serve "
+                 f"{'with' if built.get('tta') else 'without'} it too, so that queries are embedded the same way",
+                 code=2)
     if threshold is not None:
         settings.thresholds = parse_threshold(threshold, list(meta["encoders"]))
     try:

@@ -150,10 +150,12 @@ def embed_items(predictor, batch: list, inputs) -> list[tuple]:
     return [(inputs[i], *got.get(i, (None, None)), e) for i, a, e in batch]
 
 
-def model_info(path: str | Path, meta: dict) -> dict:
-    """What an index records of the model that built it (so that queries use the same one)."""
+def model_info(path: str | Path, meta: dict, tta: bool = False) -> dict:
+    """What an index records of the model that built it (so that queries use the same one and embed the same
+    way: `tta`, the mean features of the photo and its mirror)."""
     return {"checkpoint": str(Path(path).resolve()), "backbone": meta.get("backbone"),
-            "image_size": list(meta["image_size"]), "features": "pooled backbone features"}
+            "image_size": list(meta["image_size"]), "tta": bool(tta),
+            "features": "pooled backbone features" + (" (mean over the photo and its mirror)" if tta else "")}
 
 
 def fit_pca(features: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -22,7 +22,7 @@ class OnnxPredictor:
     precision = "32"
 
     def __init__(self, path: str | Path, thresholds: dict | None = None, top_k: int = 3,
-                 default_threshold: float | None = 0.6, threads: int | None = None):
+                 default_threshold: float | None = 0.6, threads: int | None = None, tta: bool = False):
         self.path = Path(path)
         self.onnx_meta = read_onnx_meta(self.path)
         if self.onnx_meta["lab"] != "fashion":
@@ -35,6 +35,9 @@ class OnnxPredictor:
                      "versions": self.onnx_meta.get("versions", {}), "config": {}}
         self.thresholds = rv.resolve(self.meta, thresholds, default_threshold)
         self.top_k = max(1, int(top_k))
+        self.tta = bool(tta)
+        """Flip test-time augmentation: the graph runs on the photo and its mirror, logits and embedding averaged
+        (the same as the torch predictor's mean features, the heads being linear)."""
         self.device = torch.device("cpu")
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.session = session(self.path, threads or cores)
@@ -52,20 +55,24 @@ class OnnxPredictor:
 
     preprocess = Predictor.preprocess  # decoding and resizing exactly as the torch predictor does
 
-    def predict_arrays(self, x, sources: Sequence[str] | None = None) -> list[Prediction]:
+    def _run(self, x, names: list[str]) -> list[np.ndarray]:
         x = np.ascontiguousarray(np.asarray(x, dtype=np.uint8))
         if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
             raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {x.shape}")
-        out = self.session.run(self.tasks, {"image": x})
+        out = self.session.run(names, {"image": x})
+        if self.tta:
+            mirrored = self.session.run(names, {"image": np.ascontiguousarray(x[..., ::-1])})
+            out = [(a + b) / 2 for a, b in zip(out, mirrored)]
+        return out
+
+    def predict_arrays(self, x, sources: Sequence[str] | None = None) -> list[Prediction]:
+        out = self._run(x, self.tasks)
         probs = {t: torch.from_numpy(o).float().softmax(-1) for t, o in zip(self.tasks, out)}
         return predictions(probs, self.encoders, self.thresholds, self.top_k, sources)
 
     def embed_arrays(self, x, sources: Sequence[str] | None = None) -> tuple[np.ndarray, list[Prediction]]:
-        """(the graph's `embedding` output (N, D), predictions), from one run."""
-        x = np.ascontiguousarray(np.asarray(x, dtype=np.uint8))
-        if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
-            raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {x.shape}")
-        *out, emb = self.session.run([*self.tasks, "embedding"], {"image": x})
+        """(the graph's `embedding` output (N, D), predictions), from one run (two with `tta`)."""
+        *out, emb = self._run(x, [*self.tasks, "embedding"])
         probs = {t: torch.from_numpy(o).float().softmax(-1) for t, o in zip(self.tasks, out)}
         return emb.astype(np.float32), predictions(probs, self.encoders, self.thresholds, self.top_k, sources)
 

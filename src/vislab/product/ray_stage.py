@@ -33,13 +33,13 @@ class TagStage:
     """A Ray Data actor: loads the predictor once, then tags batches of {"path", "error"} rows."""
 
     def __init__(self, checkpoint: str, thresholds: dict | None = None, top_k: int = 3, threads: int = 1,
-                 precision: str = "32", backend: str | None = None):
+                 precision: str = "32", backend: str | None = None, tta: bool = False):
         import torch
 
         from vislab.product.backends import load_predictor
         torch.set_num_threads(threads)
         self.predictor = load_predictor(checkpoint, backend, thresholds=thresholds, top_k=top_k,
-                                        precision=precision, **({"threads": threads} if backend == "onnx" or
+                                        precision=precision, tta=tta, **({"threads": threads} if backend == "onnx" or
                                                                 str(checkpoint).endswith(".onnx") else {}))
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -74,7 +74,7 @@ def init_ray(num_cpus: int | None = None) -> None:
 
 def tag_with_ray(checkpoint, inputs: list[TagInput], writer: TagWriter, batch_size: int = 32,
                  thresholds: dict | None = None, top_k: int = 3, actors: int | None = None, precision: str = "32",
-                 backend: str | None = None,
+                 backend: str | None = None, tta: bool = False,
                  progress: bool = True, console=None) -> TagSummary:
     import ray
     todo = [x for x in inputs if x.path not in writer.done]
@@ -91,7 +91,7 @@ def tag_with_ray(checkpoint, inputs: list[TagInput], writer: TagWriter, batch_si
     ds = ray.data.from_items([{"path": x.path, "error": x.error} for x in todo])
     ds = ds.map_batches(TagStage, fn_constructor_kwargs={"checkpoint": str(checkpoint), "thresholds": thresholds,
                                                          "top_k": top_k, "precision": precision,
-                                                         "backend": backend},
+                                                         "backend": backend, "tta": tta},
                         batch_size=batch_size, batch_format="numpy", concurrency=actors, num_cpus=1)
     with _progress(progress, console) as bar:
         task = bar.add_task("tagging (ray)", total=len(todo))

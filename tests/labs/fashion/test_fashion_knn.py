@@ -94,7 +94,7 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
     t = voted[0]
     assert np.allclose(heads_only[t], unvoted[t], atol=1e-6) and not np.allclose(voted_tr[t], unvoted[t], atol=1e-3)
 
-    # the predictor (tag, serve) blends the same vote into its confidences (one view: no flip TTA there)
+    # the predictor (tag, serve) blends the same vote into its confidences: one view by default
     predictor = Predictor.load(path, top_k=1)
     x = torch.from_numpy(np.asarray(prepared.images[te[:8]]))
     preds = predictor.predict_arrays(x)
@@ -105,6 +105,13 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
         w = info["weights"][t]
         p = (1 - w) * h1[t] + w * _hand_vote(bank, bank_y[:, j], q1, 5, 0.1, n)
         assert [pr.confidences[t] for pr in preds] == pytest.approx(p.max(1).tolist(), abs=1e-4)
+    # and with --tta it answers what evaluate scores (the test split's blend above, with the mirror)
+    both = Predictor.load(path, top_k=1, tta=True).predict_arrays(x)
+    _, raw = fashion.evaluate_checkpoint(path, prepared, te[:8], tta=True)
+    for t, logp in raw["outputs"].items():
+        best = torch.from_numpy(logp).float().softmax(-1).max(-1)
+        assert [pr.labels[t] for pr in both] == [meta["encoders"][t][j] for j in best.indices.tolist()]
+        assert [pr.confidences[t] for pr in both] == pytest.approx(best.values.tolist(), abs=1e-4)
 
 
 def test_training_with_a_vote_and_the_knn_command_refusals(synthetic_root, tmp_path, tiny_run):

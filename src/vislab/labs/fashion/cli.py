@@ -41,6 +41,7 @@ from vislab.labs.fashion.cli_types import (
     InputsArg,
     ModelArg,
     OverwriteOpt,
+    TtaOpt,
 )
 from vislab.labs.fashion.config import FashionRunConfig
 
@@ -217,6 +218,7 @@ def predict_cmd(checkpoint: ModelArg,
                 images: Annotated[list[str], typer.Argument(
                     metavar="IMAGES...", help="Image files, folders (searched recursively) or glob patterns.")],
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
+                tta: TtaOpt = False,
                 backend: BackendOpt = None):
     """Print each attribute with its confidence and a one-line caption, per image."""
     from vislab.core.data.paths import expand_images
@@ -226,7 +228,7 @@ def predict_cmd(checkpoint: ModelArg,
     path, _ = model_meta(checkpoint)
     files = expand_images(images)  # every argument names something, before the model is loaded
     from vislab.core.data.images import ImageError
-    pred = load_predictor(path, backend)
+    pred = load_predictor(path, backend, tta=tta)
     results, failed = [], 0
     for img in files:
         try:
@@ -281,6 +283,7 @@ def tag_cmd(checkpoint: ModelArg,
             ray: Annotated[bool, typer.Option("--ray", help="Run the predictor as a Ray Data stage "
                                                             "(pip install 'vislab[ray]'; RAY_ADDRESS for a cluster).")
                            ] = False,
+            tta: TtaOpt = False,
             backend: BackendOpt = None,
             progress: ProgressOpt = True):
     """Tag a catalog: every attribute with confidence, top-k, caption and a needs-review flag, to CSV or JSON
@@ -309,10 +312,12 @@ def tag_cmd(checkpoint: ModelArg,
         if ray:
             from vislab.product.ray_stage import tag_with_ray
             summary = tag_with_ray(path, items, writer, batch_size=batch_size, thresholds=override, top_k=top_k,
-                                   precision=precision, backend=backend, progress=progress, console=err)
+                                   precision=precision, backend=backend, tta=tta, progress=progress,
+                                   console=err)
         else:
             from vislab.product.tag import tag
-            predictor = load_predictor(path, backend, thresholds=override, top_k=top_k, precision=precision)
+            predictor = load_predictor(path, backend, thresholds=override, top_k=top_k, precision=precision,
+                                       tta=tta)
             summary = tag(predictor, items, writer, batch_size=batch_size, workers=workers, progress=progress,
                           console=err)
     skipped = f", {summary.skipped} already in {out}" if summary.skipped else ""

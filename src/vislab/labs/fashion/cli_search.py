@@ -17,6 +17,7 @@ from vislab.labs.fashion.cli_types import (
     InputsArg,
     ModelArg,
     OverwriteOpt,
+    TtaOpt,
 )
 
 
@@ -37,11 +38,13 @@ def index_cmd(checkpoint: ModelArg,
               batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
               workers: Annotated[Optional[int], typer.Option(
                   min=0, help="Processes that decode and embed (0: this process).")] = None,
+              tta: TtaOpt = False,
               backend: BackendOpt = None,
               overwrite: OverwriteOpt = False,
               progress: ProgressOpt = True):
     """Embed every catalog image (the backbone's pooled features, L2-normalised) into one index file, with
-    the ids, paths and predicted labels."""
+    the ids, paths and predicted labels. With --tta the features are the mean over the photo and its mirror, and
+    queries (`similar`, `serve --index`) are embedded the same way."""
     from vislab.product.inputs import resolve_inputs
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
@@ -51,8 +54,8 @@ def index_cmd(checkpoint: ModelArg,
     path, meta = model_meta(checkpoint)
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
     from vislab.product.index import build_index, model_info
-    predictor = load_predictor(path, backend)
-    index = build_index(predictor, items, pca, batch_size, workers, progress, err, model_info(path, meta))
+    predictor = load_predictor(path, backend, tta=tta)
+    index = build_index(predictor, items, pca, batch_size, workers, progress, err, model_info(path, meta, tta))
     index.save(out)
     skipped = len(index.meta["skipped"])
     console.print(f"indexed {len(index)} images ({index.embeddings.shape[1]}-d"
@@ -88,7 +91,7 @@ def similar_cmd(index: Annotated[Path, typer.Argument(metavar="INDEX", help="An 
              "by another model: pass the index's own with --model", code=2)
     from vislab.product.index import CatalogIndex
     idx = CatalogIndex.load(index)
-    predictor = load_predictor(path, backend)
+    predictor = load_predictor(path, backend, tta=bool(info["model"].get("tta", False)))  # as the index was built
     hits = idx.search(idx.embed(predictor, images), k)
     results = [{"query": str(q), "matches": [h.as_dict() for h in hs]} for q, hs in zip(images, hits)]
     if grid is not None:

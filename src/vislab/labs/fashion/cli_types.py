@@ -14,6 +14,9 @@ ModelArg = Annotated[Path, typer.Argument(
 BackendOpt = Annotated[Optional[str], typer.Option(
     metavar="torch|onnx", help="Inference backend; onnx runs the .onnx file `vislab export` wrote beside the "
                                "checkpoint. [default: onnx for an .onnx file, else torch]")]
+TtaOpt = Annotated[bool, typer.Option(
+    "--tta/--no-tta", help="Flip test-time augmentation: average the photo and its mirror (two forward passes; "
+                           "what `evaluate` scores for a run trained with train.tta).")]
 InputsArg = Annotated[list[str], typer.Argument(
     metavar="INPUT...", help="Image files, folders (recursive), glob patterns, or one CSV catalog.")]
 CatalogColOpt = Annotated[Optional[str], typer.Option(

@@ -138,10 +138,13 @@ def predictions(probs: dict, encoders: dict[str, list[str]], thresholds: dict, t
 
 class Predictor:
     """A loaded fashion model. `thresholds` ({task: t}) replace the checkpoint's review thresholds; an attribute
-    without any (an old checkpoint) uses `default_threshold`. `top_k` labels are kept per attribute."""
+    without any (an old checkpoint) uses `default_threshold`. `top_k` labels are kept per attribute. `tta`: flip
+    test-time augmentation, as `evaluate` scores a run trained with `train.tta` (the features of the photo and its
+    mirror averaged; two forward passes per image)."""
 
     def __init__(self, net, meta: dict, device: str = "cpu", thresholds: dict[str, float | None] | None = None,
-                 top_k: int = 3, default_threshold: float | None = 0.6, precision: str = "32", vote=None):
+                 top_k: int = 3, default_threshold: float | None = 0.6, precision: str = "32", vote=None,
+                 tta: bool = False):
         # channels_last: ~1.5x the batched throughput of contiguous NCHW on a CPU (benchmarks/bench_tag.py)
         if precision not in PRECISIONS:
             raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
@@ -156,6 +159,7 @@ class Predictor:
         self.top_k = max(1, int(top_k))
         self.vote = vote
         """(NeighbourVote, blend weights) of a checkpoint with a neighbour vote (`knn.k`), else None."""
+        self.tta = bool(tta)
 
     @property
     def predicts_in_workers(self) -> bool:
@@ -205,12 +209,15 @@ class Predictor:
     @torch.inference_mode()
     def embed_arrays(self, x: torch.Tensor | np.ndarray, sources: Sequence[str] | None = None
                      ) -> tuple[np.ndarray, list[Prediction]]:
-        """(pooled backbone features (N, D) float32, predictions) of decoded images, from one forward pass."""
+        """(pooled backbone features (N, D) float32, predictions) of decoded images, from one forward pass (with
+        `tta`: two, and the features are the mean over the photo and its mirror)."""
         x = torch.as_tensor(x)
         if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
             raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {tuple(x.shape)}")
         x = self.transform(x.to(self.device)).to(self.dtype).contiguous(memory_format=torch.channels_last)
         f = self.net.forward_features(x)
+        if self.tta:  # the heads are linear: the heads of the mean features are the mean of the two views' logits
+            f = (f + self.net.forward_features(x.flip(-1))) / 2
         preds = predictions(self._probs(f), self.encoders, self.thresholds, self.top_k, sources)
         return f.float().cpu().numpy(), preds
 

@@ -65,7 +65,8 @@ class Model:
             kw = {"threads": self.settings.threads or _cores()} if self.onnx else {}
             self.predictor = load_predictor(self.path, self.settings.backend,
                                             thresholds=self.settings.thresholds or None,
-                                            top_k=self.settings.top_k, precision=self.settings.precision, **kw)
+                                            top_k=self.settings.top_k, precision=self.settings.precision,
+                                            tta=self.settings.tta, **kw)
             if self.settings.index:
                 from vislab.product.index import CatalogIndex
                 self.index = CatalogIndex.load(self.settings.index)
@@ -160,7 +161,7 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
                 "metrics": _run_metrics(path), "version": {"vislab": __version__, **meta.get("versions", {})},
                 "limits": {"max_body_bytes": int(settings.max_body_mb * 2**20), "max_batch": settings.max_batch,
                            "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch},
-                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch",
+                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch", "tta": settings.tta,
                 "similar": None if model.index is None else {"items": len(model.index),
                                                              "dim": int(model.index.embeddings.shape[1])}}
 

@@ -50,6 +50,7 @@ class ModelInfo(BaseModel):
     limits: dict[str, Any]
     precision: str = Field(description="Inference precision: 32 or bf16")
     backend: str = Field(description="Inference backend: torch or onnx")
+    tta: bool = Field(False, description="Flip test-time augmentation: the photo and its mirror averaged")
     similar: dict[str, Any] | None = Field(description="The catalog index behind /v1/similar (items, dim), or "
                                                        "null when the service runs without one")
 
