@@ -125,7 +125,7 @@ def floats(text: str, option: str) -> list[float]:
     try:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        fail(f"{option} takes comma-separated numbers, e.g. 0.8,0.6; got {text!r}")
+        fail(f"{option} takes comma-separated numbers, e.g. 0.8,0.6; got {text!r}", code=EXIT_USAGE)
 
 
 def choice(value: str, allowed: list[str], option: str) -> str:

@@ -167,7 +167,7 @@ def test_vae_cli_commands(runs, tmp_path, fashion_mnist):
     assert m["fid"]["n"] == 500 and m["detail_classes"] == ["Shirt", "Coat", "Bag"]
     assert [r["temperature"] for r in m["fitted_prior"]["temperature_sweep"]] == [1.0, 0.5]
     res = r.invoke(app, ["vae", "evaluate", str(runs["conv"]), "--temperatures", "cold"])
-    assert res.exit_code == 1 and "--temperatures takes comma-separated numbers" in res.output
+    assert res.exit_code == 2 and "--temperatures takes comma-separated numbers" in res.output
     res = r.invoke(app, ["vae", "compare", str(runs["conv"]), str(runs["cvae"]), "--out", str(tmp_path / "cmp")])
     assert res.exit_code == 0, res.output
     assert json.loads((tmp_path / "cmp" / "results.json").read_text()).keys() == {"conv-vae beta 1", "cvae beta 1"}
