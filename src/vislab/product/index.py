@@ -115,7 +115,9 @@ class CatalogIndex:
     @classmethod
     def load(cls, path: str | Path) -> CatalogIndex:
         info, tensors = read_index(path, tensors=True)
-        emb = tensors["embeddings"].float()
+        import torch
+        # unit rows again after the float16 rounding, so that a cosine never exceeds 1 (the self-match was ~1 + 2e-5)
+        emb = torch.nn.functional.normalize(tensors["embeddings"].float(), dim=1)
         meta = {k: v for k, v in info.items() if k not in ("format", "ids", "paths", "labels")}
         return cls(emb, info["ids"], info["paths"], info["labels"], meta, tensors.get("pca_mean"),
                    tensors.get("pca_components"))
