@@ -4,8 +4,9 @@ resamples for every row, so a difference the split cannot tell shows an interval
 
     python benchmarks/ablation_delta.py runs/def-base runs/def-base:tta runs/def-ema runs/def-ema:tta
 
-A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation, or an ensemble
-of them joined by "+" (runs/a+runs/b:tta: the mean of their probabilities). Every row must come from the same
+A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation and ":heads" to
+score a checkpoint with a neighbour vote by its heads alone, or an ensemble of them joined by "+"
+(runs/a+runs/b:tta: the mean of their probabilities). Every row must come from the same
 data and split; each model is scored at its own image size (data.image_size), on the same test images in the
 same order.
 """
@@ -20,7 +21,7 @@ import numpy as np
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("rows", nargs="+", help="RUN[:tta]")
+    ap.add_argument("rows", nargs="+", help="RUN[+RUN...][:tta][:heads]")
     ap.add_argument("--split", default="test")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -28,12 +29,12 @@ def main() -> None:
     from vislab.core.metrics import bootstrap_difference, bootstrap_intervals
     from vislab.labs.fashion import lab
     from vislab.labs.fashion.config import FashionRunConfig, split_differs
-    specs = [(r.removesuffix(":tta"), r.endswith(":tta")) for r in a.rows]
+    specs = [parse_row(r) for r in a.rows]
     first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0].split("+")[0])[0])["config"])
     by_size: dict = {}  # one decoded copy of the data per image size
 
     results, ref = [], None
-    for run, tta in specs:
+    for run, tta, heads in specs:
         members = [resolve(m)[0] for m in run.split("+")]
         metas = [read_meta(p) for p in members]
         for path, meta in zip(members, metas):
@@ -51,11 +52,12 @@ def main() -> None:
             raise SystemExit(f"{run}: its label encoders differ from {specs[0][0]}'s: not the same data")
         rows = np.sort(prepared.splits[a.split])
         if len(members) == 1:
-            metrics, raw = lab.evaluate_checkpoint(members[0], prepared, rows, tta=tta)
+            metrics, raw = lab.evaluate_checkpoint(members[0], prepared, rows, tta=tta,
+                                                   vote_splits=None if heads else ("train", "val"))
             preds, targets = {t: o.argmax(1) for t, o in raw["outputs"].items()}, raw["targets"]
         else:
             from vislab.labs.fashion.distill import ensemble_probs
-            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta, by_size=by_size)
+            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta, by_size=by_size, vote=not heads)
             preds, targets = {t: p.argmax(1) for t, p in probs.items()}, prepared.targets[rows]
             metrics = ensemble_metrics(probs, targets, prepared.tasks)
         tasks = {t: (targets[:, j], preds[t], len(prepared.encoders[t])) for j, t in enumerate(prepared.encoders)}
@@ -63,7 +65,7 @@ def main() -> None:
         if any(not np.array_equal(ref[t][0], tasks[t][0]) for t in tasks):
             raise SystemExit(f"{run}: its {a.split} images differ from {specs[0][0]}'s: no paired difference")
         hist = [h for meta in metas for h in meta.get("history", [])]
-        label = f"{run} @ {size[0]}x{size[1]}{' + flip TTA' if tta else ''}"
+        label = f"{run} @ {size[0]}x{size[1]}{' + flip TTA' if tta else ''}{' (heads alone)' if heads else ''}"
         results.append({"row": label, "metrics": metrics,
                         "intervals": bootstrap_intervals(tasks), "delta": bootstrap_difference(ref, tasks),
                         "train_seconds": sum(float(h.get("train_seconds", 0)) for h in hist),
@@ -83,6 +85,17 @@ def main() -> None:
               + f" | {r['train_seconds']:.0f} |")
     if a.json:
         a.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+def parse_row(row: str) -> tuple[str, bool, bool]:
+    """'runs/a+runs/b:tta:heads' -> ('runs/a+runs/b', tta, heads alone); the suffixes in either order."""
+    tta = heads = False
+    while row.endswith((":tta", ":heads")):
+        if row.endswith(":tta"):
+            row, tta = row.removesuffix(":tta"), True
+        else:
+            row, heads = row.removesuffix(":heads"), True
+    return row, tta, heads
 
 
 def ensemble_metrics(probs: dict[str, np.ndarray], targets: np.ndarray, tasks: dict[str, int]) -> dict:

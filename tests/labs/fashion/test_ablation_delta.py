@@ -67,3 +67,28 @@ def test_a_row_from_another_split_is_refused(synthetic_root, tmp_path, monkeypat
     monkeypatch.setattr(sys, "argv", ["ablation_delta", str(runs[0]), str(runs[1])])
     with pytest.raises(SystemExit, match=r"differs .* in \['seed'\]"):
         _script().main()
+
+
+def test_heads_suffix_scores_a_voted_checkpoint_without_its_vote(synthetic_root, tmp_path, monkeypatch):
+    cfg = load_config(None, tiny_overrides(synthetic_root, tmp_path, name="voted", **{
+        "train.max_steps": 6, "train.epochs": 1, "knn.k": 3}))
+    run = fashion.train(cfg, progress=False, report=False)
+    best = run / "checkpoints" / "best.safetensors"
+    out = tmp_path / "rows.json"
+    monkeypatch.setattr(sys, "argv", ["ablation_delta", str(run), f"{run}:heads", f"{run}:tta:heads",
+                                      f"{run}+{run}:heads", "--json", str(out)])
+    mod = _script()
+    assert mod.parse_row("a+b:heads:tta") == mod.parse_row("a+b:tta:heads") == ("a+b", True, True)
+    mod.main()
+    rows = json.loads(out.read_text())
+    prepared = fashion.prepare_data(cfg, progress=False)
+    test = np.sort(prepared.splits["test"])
+    voted, _ = fashion.evaluate_checkpoint(best, prepared, test, tta=False)
+    heads, _ = fashion.evaluate_checkpoint(best, prepared, test, tta=False, vote_splits=None)
+    heads_tta, _ = fashion.evaluate_checkpoint(best, prepared, test, tta=True, vote_splits=None)
+    got = [r["metrics"]["average"]["accuracy"] for r in rows]
+    assert got == pytest.approx([voted["average"]["accuracy"], heads["average"]["accuracy"],
+                                 heads_tta["average"]["accuracy"], heads["average"]["accuracy"]], abs=1e-6)
+    assert rows[1]["row"].endswith("(heads alone)")
+    # the vote changes this model's answers, so the rows above tell the two apart
+    assert voted["average"]["loss"] != pytest.approx(heads["average"]["loss"], rel=1e-3)
