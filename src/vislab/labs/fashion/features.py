@@ -15,8 +15,8 @@ from vislab.core.transforms import BatchTransform
 def pooled_features(net, images: np.ndarray, rows: np.ndarray | None = None, tta: bool = False,
                     batch_size: int = 32, device: str | torch.device = "cpu", progress: bool = False) -> torch.Tensor:
     """(len(rows), D) float32 pooled backbone features of `images[rows]` (every image when `rows` is None), in
-    `rows` order; with `tta` the mean over the photo and its mirror (the heads are linear, so the heads of this
-    mean are the flip-TTA logits). The net runs in eval mode and channels_last, as training runs it."""
+    `rows` order; with `tta` the mean over the photo and its mirror (`MultiTaskNet.forward_features`). The net
+    runs in eval mode and channels_last, as training runs it."""
     from rich.progress import Progress
     net = net.eval().to(device, memory_format=torch.channels_last)
     tf = BatchTransform(net.data_config["mean"], net.data_config["std"]).eval().to(device)
@@ -26,8 +26,7 @@ def pooled_features(net, images: np.ndarray, rows: np.ndarray | None = None, tta
         task = bar.add_task(f"backbone features of {len(rows)} images", total=len(rows))
         for i in range(0, len(rows), batch_size):
             x = tf(torch.from_numpy(np.asarray(images[rows[i:i + batch_size]])).to(device))
-            f = net.forward_features(x)
-            out.append(((f + net.forward_features(x.flip(-1))) / 2 if tta else f).float().cpu())
+            out.append(net.forward_features(x, tta=tta).float().cpu())
             bar.advance(task, len(x))
     return torch.cat(out) if out else torch.zeros(0, net.num_features)
 

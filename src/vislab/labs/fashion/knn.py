@@ -48,9 +48,7 @@ class VotingNet(nn.Module):
         self.net, self.vote, self.weights, self.tta = net, vote, weights, tta
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        f = self.net.forward_features(x)
-        if self.tta:
-            f = (f + self.net.forward_features(x.flip(-1))) / 2
+        f = self.net.forward_features(x, tta=self.tta)
         probs = {t: v.float().softmax(-1) for t, v in self.net.forward_heads(f).items()}
         return {t: p.clamp_min(1e-12).log() for t, p in blend(probs, self.vote.probs(f), self.weights).items()}
 

@@ -39,8 +39,11 @@ class MultiTaskNet(nn.Module):
             freeze_frozen_bn(self.backbone)
         return self
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(x)
+    def forward_features(self, x: torch.Tensor, tta: bool = False) -> torch.Tensor:
+        """Pooled backbone features (N, D); `tta`: the mean over the photo and its mirror. The heads are linear,
+        so the heads of that mean are the mean of the two views' logits (flip test-time augmentation)."""
+        f = self.backbone(x)
+        return (f + self.backbone(x.flip(-1))) / 2 if tta else f
 
     def forward_heads(self, f: torch.Tensor) -> dict[str, torch.Tensor]:
         return {t: h(f) for t, h in self.heads.items()}

@@ -215,9 +215,7 @@ class Predictor:
         if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
             raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {tuple(x.shape)}")
         x = self.transform(x.to(self.device)).to(self.dtype).contiguous(memory_format=torch.channels_last)
-        f = self.net.forward_features(x)
-        if self.tta:  # the heads are linear: the heads of the mean features are the mean of the two views' logits
-            f = (f + self.net.forward_features(x.flip(-1))) / 2
+        f = self.net.forward_features(x, tta=self.tta)
         preds = predictions(self._probs(f), self.encoders, self.thresholds, self.top_k, sources)
         return f.float().cpu().numpy(), preds
 
