@@ -6,7 +6,8 @@ resamples for every row, so a difference the split cannot tell shows an interval
 
 A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation and ":heads" to
 score a checkpoint with a neighbour vote by its heads alone, or an ensemble of them joined by "+"
-(runs/a+runs/b:tta: the mean of their probabilities). Every row must come from the same
+(runs/a+runs/b:tta: the mean of their probabilities). With `--split val` only the training images vote (the
+validation images are in a `train+val` bank, and each would vote for itself). Every row must come from the same
 data and split; each model is scored at its own image size (data.image_size), on the same test images in the
 same order.
 """
@@ -51,13 +52,15 @@ def main() -> None:
         if any(meta["encoders"] != prepared.encoders for meta in metas):
             raise SystemExit(f"{run}: its label encoders differ from {specs[0][0]}'s: not the same data")
         rows = np.sort(prepared.splits[a.split])
+        bank = None if heads else tuple(s for s in ("train", "val") if s != a.split)  # no image votes for itself
         if len(members) == 1:
             metrics, raw = lab.evaluate_checkpoint(members[0], prepared, rows, tta=tta,
-                                                   vote_splits=None if heads else ("train", "val"))
+                                                   vote_splits=bank)
             preds, targets = {t: o.argmax(1) for t, o in raw["outputs"].items()}, raw["targets"]
         else:
             from vislab.labs.fashion.distill import ensemble_probs
-            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta, by_size=by_size, vote=not heads)
+            probs = ensemble_probs(members, cfg.data, prepared, rows, tta=tta, by_size=by_size,
+                                   vote_splits=bank)
             preds, targets = {t: p.argmax(1) for t, p in probs.items()}, prepared.targets[rows]
             metrics = ensemble_metrics(probs, targets, prepared.tasks)
         tasks = {t: (targets[:, j], preds[t], len(prepared.encoders[t])) for j, t in enumerate(prepared.encoders)}

@@ -92,3 +92,18 @@ def test_heads_suffix_scores_a_voted_checkpoint_without_its_vote(synthetic_root,
     assert rows[1]["row"].endswith("(heads alone)")
     # the vote changes this model's answers, so the rows above tell the two apart
     assert voted["average"]["loss"] != pytest.approx(heads["average"]["loss"], rel=1e-3)
+    # --split val: only the training images vote, for one checkpoint and for an ensemble (the validation
+    # images are in the train+val bank, and each would vote for its own label)
+    monkeypatch.setattr(sys, "argv", ["ablation_delta", str(run), f"{run}+{run}", "--split", "val",
+                                      "--json", str(out)])
+    mod.main()
+    rows = json.loads(out.read_text())
+    val = np.sort(prepared.splits["val"])
+    honest, _ = fashion.evaluate_checkpoint(best, prepared, val, tta=False, vote_splits=("train",))
+    leaked, _ = fashion.evaluate_checkpoint(best, prepared, val, tta=False, vote_splits=("train", "val"))
+    assert honest["average"]["loss"] != pytest.approx(leaked["average"]["loss"], rel=1e-3)
+    assert rows[0]["metrics"]["average"]["loss"] == pytest.approx(honest["average"]["loss"], rel=1e-4)
+    for r in rows:  # the ensemble of a checkpoint with itself is that checkpoint
+        assert r["metrics"]["average"]["accuracy"] == pytest.approx(honest["average"]["accuracy"], abs=1e-6)
+        for t in prepared.tasks:
+            assert r["metrics"][t]["f1"] == pytest.approx(honest[t]["f1"], abs=1e-6)

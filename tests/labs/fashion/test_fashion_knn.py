@@ -88,7 +88,7 @@ def test_vote_chosen_on_validation_is_stored_and_blended_in_evaluation_and_predi
 
     # as a distillation teacher the voted checkpoint scores its own bank's images with its heads alone
     from vislab.labs.fashion.distill import ensemble_probs
-    heads_only = ensemble_probs([path], cfg.data, prepared, tr[:40], vote=False)
+    heads_only = ensemble_probs([path], cfg.data, prepared, tr[:40], vote_splits=None)
     unvoted = ensemble_probs([run / "checkpoints" / "best.safetensors"], cfg.data, prepared, tr[:40])
     voted_tr = ensemble_probs([path], cfg.data, prepared, tr[:40])
     t = voted[0]

@@ -46,11 +46,12 @@ def resolve_teachers(cfg: FashionRunConfig) -> list[Path]:
 def ensemble_probs(paths: list[Path], data: FashionDataConfig, prepared: Prepared, rows: np.ndarray,
                    temperature: float = 1.0, tta: bool = True, batch_size: int = 256,
                    progress: bool = False, by_size: dict[tuple, Prepared] | None = None,
-                   vote: bool = True) -> dict[str, np.ndarray]:
+                   vote_splits: tuple[str, ...] | None = ("train", "val")) -> dict[str, np.ndarray]:
     """Mean over the checkpoints of softmax(logits / temperature) on `rows` (sorted), per task. A checkpoint of
     another image size is scored on the data decoded again at its size (added to `by_size`, the caller's
     {(h, w): Prepared} cache, when given); its label encoders and its targets on `rows` must be `prepared`'s.
-    `vote`: a checkpoint's neighbour vote takes part (False for rows in its bank: each would vote for itself)."""
+    `vote_splits`: the bank images of these splits vote in a checkpoint's neighbour vote (None: its heads alone, for
+    rows in its bank, each of which would vote for itself; ("train",) to score the validation split)."""
     from vislab.labs.fashion.lab import evaluate_checkpoint
     rows = np.sort(np.asarray(rows))
     by_size = {} if by_size is None else by_size
@@ -64,7 +65,7 @@ def ensemble_probs(paths: list[Path], data: FashionDataConfig, prepared: Prepare
         if meta["encoders"] != prepared.encoders:
             raise CheckpointError(f"{path}: its label encoders differ from this data's: not the same classes")
         _, raw = evaluate_checkpoint(path, by_size[size], rows, batch_size, tta=tta,
-                                     vote_splits=("train", "val") if vote else None)
+                                     vote_splits=vote_splits)
         if not np.array_equal(raw["targets"], prepared.targets[rows]):
             raise CheckpointError(f"{path}: at {size[0]}x{size[1]} the rows are not this data's rows")
         for t, logits in raw["outputs"].items():
@@ -93,7 +94,7 @@ def teacher_targets(cfg: FashionRunConfig, prepared: Prepared, rows: np.ndarray,
                       f"(temperature {dc.temperature:g}{', flip TTA' if dc.tta else ''})")
     start = time.perf_counter()
     probs = ensemble_probs(paths, cfg.data, prepared, rows, dc.temperature, dc.tta, cfg.train.eval_batch_size,
-                           progress, vote=False)  # the training images are in a teacher's vote: its heads alone
+                           progress, vote_splits=None)  # the training images are in a teacher's vote: its heads alone
     seconds = time.perf_counter() - start
     rows = np.sort(np.asarray(rows))
     soft = {}
