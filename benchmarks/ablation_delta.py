@@ -30,6 +30,7 @@ def main() -> None:
     from vislab.core.metrics import bootstrap_difference, bootstrap_intervals
     from vislab.labs.fashion import lab
     from vislab.labs.fashion.config import FashionRunConfig, split_differs
+    from vislab.labs.fashion.knn import bank_splits
     specs = [parse_row(r) for r in a.rows]
     first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0].split("+")[0])[0])["config"])
     by_size: dict = {}  # one decoded copy of the data per image size
@@ -52,7 +53,7 @@ def main() -> None:
         if any(meta["encoders"] != prepared.encoders for meta in metas):
             raise SystemExit(f"{run}: its label encoders differ from {specs[0][0]}'s: not the same data")
         rows = np.sort(prepared.splits[a.split])
-        bank = None if heads else tuple(s for s in ("train", "val") if s != a.split)  # no image votes for itself
+        bank = None if heads else bank_splits(a.split)  # no image votes for itself
         if len(members) == 1:
             metrics, raw = lab.evaluate_checkpoint(members[0], prepared, rows, tta=tta,
                                                    vote_splits=bank)

@@ -22,6 +22,12 @@ PREFIX = "knn."
 SPLIT_CODES = {"train": 0, "val": 1}
 
 
+def bank_splits(scored: str) -> tuple[str, ...]:
+    """The bank splits that vote when `scored` is scored: every stored split but that one (a validation image in a
+    train+val bank would vote for its own label)."""
+    return tuple(s for s in SPLIT_CODES if s != scored)
+
+
 def vote_of(path: str | Path, meta: dict | None = None, splits: tuple[str, ...] = ("train", "val"),
             tensors: dict | None = None) -> tuple[NeighbourVote, dict[str, float]] | None:
     """(the vote, its blend weights) stored in a checkpoint, or None; `splits`: which bank rows vote."""

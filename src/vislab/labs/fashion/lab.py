@@ -280,7 +280,7 @@ def evaluate_run(run_dir: Path, prepared: Prepared, cfg: FashionRunConfig, histo
     scope = scope or f"the {split} split ({len(rows)} held-out images)"
     tta = bool(cfg.train.filled().tta)  # the run's config (evaluate: the checkpoint's, with any overrides)
     metrics, raw = evaluate_checkpoint(path, prepared, rows, cfg.train.eval_batch_size, tta=tta,
-                                       vote_splits=("train",) if split == "val" else ("train", "val"))
+                                       vote_splits=knn.bank_splits(split))
     train_rows = prepared.splits.get("train", rows)
     baselines = {t: majority_baseline(prepared.targets[train_rows, j], prepared.targets[rows, j],
                                       (train_counts or {}).get(t))
