@@ -1,9 +1,11 @@
 """Which predictor runs a model file, read without torch so that commands check their input first:
-`model_meta` (the metadata of a checkpoint or an exported .onnx file) and `load_predictor` (torch for a
-checkpoint, ONNX Runtime for an .onnx file or `--backend onnx`)."""
+`model_meta` (the metadata of a checkpoint, an ensemble file or an exported .onnx file) and `load_predictor`
+(torch for a checkpoint or an ensemble, ONNX Runtime for an .onnx file or `--backend onnx`)."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from vislab.labs.fashion.ensemble_file import is_ensemble
 
 BACKENDS = ("torch", "onnx")
 EXPORTABLE = ("fashion", "cifar", "siamese")
@@ -17,6 +19,10 @@ def load_predictor(path: str | Path, backend: str | None = None, **kw):
     path = Path(path)
     if backend not in (None, *BACKENDS):
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if is_ensemble(path):
+        _torch_only(path, backend)
+        from vislab.labs.fashion.ensemble import EnsemblePredictor
+        return EnsemblePredictor.load(path, **kw)
     if path.suffix.lower() == ".onnx":
         if backend == "torch":
             raise UsageError(f"{path} is an ONNX model: it runs with --backend onnx (or leave --backend out)")
@@ -37,11 +43,23 @@ def load_predictor(path: str | Path, backend: str | None = None, **kw):
     return Predictor.load(ckpt, **kw)
 
 
+def _torch_only(path: Path, backend: str | None) -> None:
+    if backend == "onnx":
+        from vislab.core.errors import UsageError
+        raise UsageError(f"{path} is an ensemble: it runs on the torch backend (its members' neighbour votes are "
+                         f"not in an exported .onnx file)")
+
+
 def model_meta(path: str | Path, backend: str | None = None) -> tuple[Path, dict]:
     """(model file, checkpoint-shaped metadata: encoders, image_size, review) without loading torch or a
-    session, so that commands check their input first. A .onnx file gives its vislab metadata."""
+    session, so that commands check their input first. A .onnx file gives its vislab metadata; an ensemble file its
+    members' shared metadata (and `backend` onnx is refused for it here, before anything is written)."""
     from vislab.core.cli import checkpoint_arg
     path = Path(path)
+    if is_ensemble(path):
+        _torch_only(path, backend)
+        from vislab.labs.fashion.ensemble_file import meta_of, read
+        return path, meta_of(read(path)[0])
     if path.suffix.lower() == ".onnx":
         from vislab.product.parity import read_onnx_meta
         m = read_onnx_meta(path)
@@ -57,6 +75,8 @@ def model_meta(path: str | Path, backend: str | None = None) -> tuple[Path, dict
 def export_meta(path: str | Path) -> tuple[Path, dict]:
     """(checkpoint file, metadata) of a checkpoint `vislab export` takes, read without torch."""
     from vislab.core.checkpoint import CheckpointError, read_meta, resolve
+    from vislab.labs.fashion.ensemble_file import refuse
+    refuse(path, "vislab export")
     file = resolve(path)[0]
     meta = read_meta(file)
     if meta.get("lab") not in EXPORTABLE:

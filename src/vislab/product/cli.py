@@ -22,7 +22,8 @@ FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "
             none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)",
                   "index": "no similar-product search"})
 def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
-                  metavar="MODEL", help="A fashion run folder (its best checkpoint), .safetensors or .onnx file.")],
+                  metavar="MODEL",
+                  help="A fashion run folder (its best checkpoint), .safetensors, ensemble (.json) or .onnx file.")],
               host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface).")
                               ] = "127.0.0.1",
               port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port.")] = 8000,
@@ -57,7 +58,7 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
     from vislab.core.cli import build_config
     from vislab.labs.fashion.review import parse_threshold
     from vislab.product.backends import model_meta
-    path, meta = model_meta(checkpoint)
+    path, meta = model_meta(checkpoint, backend)
     settings = build_config(ServeSettings, FLAGS, None, None, max_body_mb=max_body_mb, max_batch=max_batch,
                             max_pixels=max_pixels, micro_batch=micro_batch, batch_wait_ms=batch_wait_ms,
                             batch_size=batch_size, threads=threads, top_k=top_k, precision=precision,

@@ -225,7 +225,7 @@ def predict_cmd(checkpoint: ModelArg,
     from vislab.product.backends import load_predictor, model_meta
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
-    path, _ = model_meta(checkpoint)
+    path, _ = model_meta(checkpoint, backend)
     files = expand_images(images)  # every argument names something, before the model is loaded
     from vislab.core.data.images import ImageError
     pred = load_predictor(path, backend, tta=tta)
@@ -299,7 +299,7 @@ def tag_cmd(checkpoint: ModelArg,
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
     from vislab.product.backends import load_predictor, model_meta
-    path, meta = model_meta(checkpoint)
+    path, meta = model_meta(checkpoint, backend)
     override = parse_threshold(threshold, list(meta["encoders"])) if threshold is not None else None
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
     if ray:
@@ -361,6 +361,45 @@ def knn_cmd(checkpoint: CheckpointArg,
     console.print(f"neighbour vote of {info['bank_size']} images ({info['bank']}) stored in {path}")
 
 
+@app.command("ensemble")
+@friendly
+@documented(None, None, "vislab fashion ensemble runs/a runs/b --out shop.ensemble.json",
+            "vislab fashion ensemble runs/a runs/b --out shop.ensemble.json --test",
+            none={"precision": "the first member's review.precision"})
+def ensemble_cmd(checkpoints: Annotated[list[Path], typer.Argument(
+                     metavar="CHECKPOINTS...", help="Two or more fashion run folders or .safetensors checkpoints "
+                                                    "of the same data, split and classes.")],
+                 out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE",
+                                                   help="The ensemble file to write (.json).")
+                                ] = Path("ensemble.json"),
+                 precision: Annotated[Optional[float], typer.Option(
+                     min=0.01, max=1.0, help="Precision the auto-accepted predictions must reach.")] = None,
+                 tta: Annotated[bool, typer.Option(
+                     "--tta/--no-tta", help="Score with flip test-time augmentation (use --tta with the file "
+                                            "then too).")] = True,
+                 test: Annotated[bool, typer.Option(
+                     "--test", help="Also score the test split once (accuracy and macro F1 with 95% intervals, "
+                                    "stored in the file).")] = False,
+                 batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
+                 overwrite: OverwriteOpt = False,
+                 progress: ProgressOpt = True):
+    """Make one model of several checkpoints: the mean of their probabilities, each member with its own image size
+    and neighbour vote. Scores the validation split, chooses the review thresholds on it and writes a file that
+    predict, tag, serve and search take in place of a checkpoint."""
+    from vislab.labs.fashion.ensemble_file import check_members
+    if out.suffix.lower() != ".json":
+        fail(f"--out {out}: an ensemble file ends in .json", code=2)
+    if out.exists() and not overwrite:
+        fail(f"{out} exists: pass --overwrite to replace it", code=2)
+    check_members(checkpoints)  # every member checked before any image is decoded
+    from vislab.labs.fashion.ensemble import build
+    doc = build(checkpoints, out, precision, tta, test, batch_size, progress, console)
+    console.print(f"wrote {out}: {len(doc['members'])} members, decoded at {doc['image_size'][0]}x"
+                  f"{doc['image_size'][1]}, review thresholds: " + ", ".join(
+                      f"{t} {'none' if v is None else f'{v:.2f}'}" for t, v in doc["review"]["thresholds"].items()))
+    return doc
+
+
 @app.command("explain")
 @friendly
 @documented(None, None, "vislab fashion explain runs/fashion shirt.jpg --out why.png",
@@ -381,6 +420,8 @@ def explain_cmd(checkpoint: CheckpointArg,
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False):
     """Grad-CAM heat maps of one photo, one per attribute, for the predicted (or a chosen) label."""
     choice(method, ["gradcam", "gradcam++"], "--method")
+    from vislab.labs.fashion.ensemble_file import refuse
+    refuse(checkpoint, "vislab fashion explain")
     path, meta = checkpoint_arg(checkpoint, "fashion")
     require_path(image, "IMAGE", "file")
     from vislab.labs.fashion.explain import explain, resolve_targets

@@ -51,7 +51,7 @@ def index_cmd(checkpoint: ModelArg,
     if out.exists() and not overwrite:
         fail(f"{out} exists: pass --overwrite to replace it", code=2)
     from vislab.product.backends import load_predictor, model_meta
-    path, meta = model_meta(checkpoint)
+    path, meta = model_meta(checkpoint, backend)
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
     from vislab.product.index import build_index, model_info
     predictor = load_predictor(path, backend, tta=tta)
@@ -85,7 +85,7 @@ def similar_cmd(index: Annotated[Path, typer.Argument(metavar="INDEX", help="An 
     info = read_index(index)
     ckpt = model or Path(info["model"].get("checkpoint", ""))
     from vislab.product.backends import load_predictor, model_meta
-    path, meta = model_meta(ckpt)
+    path, meta = model_meta(ckpt, backend)
     if list(meta["image_size"]) != info["model"].get("image_size"):
         fail(f"{ckpt} takes {meta['image_size']} images; the index was built at {info['model'].get('image_size')} "
              "by another model: pass the index's own with --model", code=2)

@@ -10,7 +10,8 @@ import typer
 CheckpointArg = Annotated[Path, typer.Argument(
     metavar="CHECKPOINT", help="A run folder (its best checkpoint) or a .safetensors checkpoint.")]
 ModelArg = Annotated[Path, typer.Argument(
-    metavar="MODEL", help="A run folder (its best checkpoint), a .safetensors checkpoint or an exported .onnx file.")]
+    metavar="MODEL", help="A run folder (its best checkpoint), a .safetensors checkpoint, an ensemble file "
+                          "(`vislab fashion ensemble`) or an exported .onnx file.")]
 BackendOpt = Annotated[Optional[str], typer.Option(
     metavar="torch|onnx", help="Inference backend; onnx runs the .onnx file `vislab export` wrote beside the "
                                "checkpoint. [default: onnx for an .onnx file, else torch]")]

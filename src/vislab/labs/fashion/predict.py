@@ -167,10 +167,13 @@ class Predictor:
         return self.device.type == "cpu"
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", **kw) -> Predictor:
+    def load(cls, path: str | Path, device: str = "cpu", vote_splits: tuple[str, ...] = ("train", "val"),
+             **kw) -> Predictor:
+        """`vote_splits`: which bank images vote in a checkpoint's neighbour vote (("train",) to score the
+        validation split, whose images would each vote for their own label)."""
         from vislab.labs.fashion.knn import vote_of
         net, meta = load_model(path, device)
-        return cls(net, meta, device, vote=vote_of(ckpt.resolve(path)[0], meta), **kw)
+        return cls(net, meta, device, vote=vote_of(ckpt.resolve(path)[0], meta, vote_splits), **kw)
 
     @property
     def tasks(self) -> list[str]:
@@ -211,13 +214,18 @@ class Predictor:
                      ) -> tuple[np.ndarray, list[Prediction]]:
         """(pooled backbone features (N, D) float32, predictions) of decoded images, from one forward pass (with
         `tta`: two, and the features are the mean over the photo and its mirror)."""
+        f, probs = self.forward_arrays(x)
+        return f.numpy(), predictions(probs, self.encoders, self.thresholds, self.top_k, sources)
+
+    @torch.inference_mode()
+    def forward_arrays(self, x: torch.Tensor | np.ndarray) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """(pooled features (N, D) float32 on the CPU, {task: probabilities (N, classes)}) of decoded images."""
         x = torch.as_tensor(x)
         if x.ndim != 4 or tuple(x.shape[2:]) != self.image_size:
             raise ValueError(f"expected (N, 3, {self.image_size[0]}, {self.image_size[1]}) uint8, got {tuple(x.shape)}")
         x = self.transform(x.to(self.device)).to(self.dtype).contiguous(memory_format=torch.channels_last)
         f = self.net.forward_features(x, tta=self.tta)
-        preds = predictions(self._probs(f), self.encoders, self.thresholds, self.top_k, sources)
-        return f.float().cpu().numpy(), preds
+        return f.float().cpu(), self._probs(f)
 
 
 def latency(predictor: Predictor, image, runs: int = 50, warmup: int = 5) -> dict[str, float]:

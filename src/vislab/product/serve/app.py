@@ -158,7 +158,7 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
         return {"lab": meta["lab"], "backbone": meta["backbone"], "checkpoint": path.name,
                 "image_size": list(meta["image_size"]), "tasks": meta["encoders"], "thresholds": thresholds,
                 "review_precision": (meta.get("review") or {}).get("precision_target"),
-                "metrics": _run_metrics(path), "version": {"vislab": __version__, **meta.get("versions", {})},
+                "metrics": _run_metrics(path, meta), "version": {"vislab": __version__, **meta.get("versions", {})},
                 "limits": {"max_body_bytes": int(settings.max_body_mb * 2**20), "max_batch": settings.max_batch,
                            "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch},
                 "precision": settings.precision, "backend": "onnx" if model.onnx else "torch", "tta": settings.tta,
@@ -224,8 +224,15 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
     return app
 
 
-def _run_metrics(path: Path) -> dict:
-    """Accuracy and macro F1 per attribute from the run's metrics.json (beside checkpoints/), when there."""
+def _run_metrics(path: Path, meta: dict) -> dict:
+    """Accuracy and macro F1 per attribute from the run's metrics.json (beside checkpoints/), when there; for an
+    ensemble, the scores its file holds (the test split's when it was scored, else the validation split's)."""
+    if "ensemble" in meta:
+        scores = meta["ensemble"].get("scores") or {}
+        split = "test" if "test" in scores else "val"
+        m = scores.get(split) or {}
+        return {"split": split, "n": m.get("n"), **{t: {k: v[k] / 100 for k in ("accuracy", "f1")}
+                                                    for t, v in (m.get("ensemble") or {}).items()}} if m else {}
     f = path.parent.parent / "metrics.json"
     try:
         m = json.loads(f.read_text())
