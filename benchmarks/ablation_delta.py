@@ -6,7 +6,9 @@ resamples for every row, so a difference the split cannot tell shows an interval
 
 A row is a run folder or checkpoint, with ":tta" to score it with flip test-time augmentation and ":heads" to
 score a checkpoint with a neighbour vote by its heads alone, or an ensemble of them joined by "+"
-(runs/a+runs/b:tta: the mean of their probabilities). With `--split val` only the training images vote (the
+(runs/a+runs/b:tta: the mean of their probabilities, each member decoded at its own size), or an ensemble file
+(`vislab fashion ensemble`; shop.json:tta: scored by the predictor `tag` and `serve` run, photos decoded once
+at the file's size). With `--split val` only the training images vote (the
 validation images are in a `train+val` bank, and each would vote for itself). Every row must come from the same
 data and split; each model is scored at its own image size (data.image_size), on the same test images in the
 same order.
@@ -32,12 +34,16 @@ def main() -> None:
     from vislab.labs.fashion.config import FashionRunConfig, split_differs
     from vislab.labs.fashion.knn import bank_splits
     specs = [parse_row(r) for r in a.rows]
-    first = FashionRunConfig.model_validate(read_meta(resolve(specs[0][0].split("+")[0])[0])["config"])
+    from vislab.labs.fashion.ensemble_file import is_ensemble, read
+    head = specs[0][0]
+    head = read(head, verify=False)[1][0] if is_ensemble(head) else resolve(head.split("+")[0])[0]
+    first = FashionRunConfig.model_validate(read_meta(head)["config"])
     by_size: dict = {}  # one decoded copy of the data per image size
 
     results, ref = [], None
     for run, tta, heads in specs:
-        members = [resolve(m)[0] for m in run.split("+")]
+        file = is_ensemble(run)
+        members = read(run, verify=False)[1] if file else [resolve(m)[0] for m in run.split("+")]
         metas = [read_meta(p) for p in members]
         for path, meta in zip(members, metas):
             cfg = FashionRunConfig.model_validate(meta["config"])
@@ -46,15 +52,20 @@ def main() -> None:
                 raise SystemExit(f"{path}: its data config differs from {specs[0][0]}'s in {differ}: "
                                  "not the same split")
         cfg = FashionRunConfig.model_validate(metas[0]["config"])
-        size = tuple(cfg.data.image_size)
+        size = tuple(read(run, verify=False)[0]["image_size"]) if file else tuple(cfg.data.image_size)
         if size not in by_size:
-            by_size[size] = lab.prepare_data(cfg, progress=False)
+            by_size[size] = lab.prepare(cfg.data.model_copy(update={"image_size": size}), progress=False)
         prepared = by_size[size]
         if any(meta["encoders"] != prepared.encoders for meta in metas):
             raise SystemExit(f"{run}: its label encoders differ from {specs[0][0]}'s: not the same data")
         rows = np.sort(prepared.splits[a.split])
         bank = None if heads else bank_splits(a.split)  # no image votes for itself
-        if len(members) == 1:
+        if file:
+            from vislab.labs.fashion.ensemble import EnsemblePredictor, score
+            probs, _ = score(EnsemblePredictor.load(run, tta=tta, vote_splits=bank), prepared.images, rows)
+            preds, targets = {t: p.argmax(1) for t, p in probs.items()}, prepared.targets[rows]
+            metrics = ensemble_metrics(probs, targets, prepared.tasks)
+        elif len(members) == 1:
             metrics, raw = lab.evaluate_checkpoint(members[0], prepared, rows, tta=tta,
                                                    vote_splits=bank)
             preds, targets = {t: o.argmax(1) for t, o in raw["outputs"].items()}, raw["targets"]
@@ -69,7 +80,9 @@ def main() -> None:
         if any(not np.array_equal(ref[t][0], tasks[t][0]) for t in tasks):
             raise SystemExit(f"{run}: its {a.split} images differ from {specs[0][0]}'s: no paired difference")
         hist = [h for meta in metas for h in meta.get("history", [])]
-        label = f"{run} @ {size[0]}x{size[1]}{' + flip TTA' if tta else ''}{' (heads alone)' if heads else ''}"
+        sizes = " + ".join(dict.fromkeys("x".join(map(str, m["image_size"])) for m in metas))
+        where = f"decoded at {size[0]}x{size[1]} for {sizes}" if file else sizes
+        label = f"{run} @ {where}{' + flip TTA' if tta else ''}{' (heads alone)' if heads else ''}"
         results.append({"row": label, "metrics": metrics,
                         "intervals": bootstrap_intervals(tasks), "delta": bootstrap_difference(ref, tasks),
                         "train_seconds": sum(float(h.get("train_seconds", 0)) for h in hist),

@@ -185,3 +185,33 @@ def test_the_service_serves_an_ensemble(built, synthetic_root):
             p = want.predict(f)
             for t, a in r.json()["attributes"].items():
                 assert a["label"] == p.labels[t] and a["confidence"] == pytest.approx(p.confidences[t], abs=1e-4)
+
+
+def test_ablation_delta_scores_an_ensemble_file_as_the_engine_scores_its_members(members, tmp_path, monkeypatch):
+    """A checkpoint and its copy as an ensemble file: the predictor's path (channels_last, the vote blended in the
+    predictor) must give the engine's numbers for that checkpoint, on test and on validation."""
+    import importlib.util
+    import shutil
+    import sys
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location("ablation_delta",
+                                                  Path(__file__).parents[3] / "benchmarks" / "ablation_delta.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    large = members[1]
+    copy = tmp_path / "copy" / "checkpoints" / "best.safetensors"
+    copy.parent.mkdir(parents=True)
+    shutil.copy(large, copy)
+    out = tmp_path / "self.json"
+    ens.build([large, copy], out, progress=False)
+    for split in ("test", "val"):
+        rows_json = tmp_path / f"rows-{split}.json"
+        monkeypatch.setattr(sys, "argv", ["ablation_delta", f"{large}:tta", f"{out}:tta", "--split", split,
+                                          "--json", str(rows_json)])
+        script.main()
+        single, file = json.loads(rows_json.read_text())
+        assert "decoded at 48x36" in file["row"]
+        for t in single["metrics"]:
+            assert file["metrics"][t]["accuracy"] == pytest.approx(single["metrics"][t]["accuracy"], abs=1e-6)
+            assert file["metrics"][t]["f1"] == pytest.approx(single["metrics"][t]["f1"], abs=1e-6)
+        assert file["metrics"]["average"]["loss"] == pytest.approx(single["metrics"]["average"]["loss"], rel=1e-4)

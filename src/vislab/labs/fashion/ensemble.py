@@ -25,6 +25,7 @@ from vislab.core.errors import CheckpointError, UsageError
 from vislab.labs.fashion import review as rv
 from vislab.labs.fashion.config import FashionRunConfig
 from vislab.labs.fashion.ensemble_file import FORMAT, check_members, largest_size, meta_of, read, relative, sha256
+from vislab.labs.fashion.knn import bank_splits
 from vislab.labs.fashion.predict import Prediction, Predictor, predictions
 
 
@@ -47,7 +48,7 @@ class EnsemblePredictor:
 
     @classmethod
     def load(cls, path: str | Path, device: str = "cpu", thresholds: dict | None = None, top_k: int = 3,
-             default_threshold: float | None = 0.6, vote_splits: tuple[str, ...] = ("train", "val"),
+             default_threshold: float | None = 0.6, vote_splits: tuple[str, ...] | None = ("train", "val"),
              **kw) -> EnsemblePredictor:
         doc, files = read(path)
         members = [Predictor.load(f, device, vote_splits=vote_splits, **kw) for f in files]
@@ -156,9 +157,8 @@ def build(paths: list[str | Path], out: str | Path, precision: float | None = No
         rows = np.sort(prepared.splits[split])
         if not len(rows):
             raise UsageError(f"the members' data has no {split} split to score")
-        predictor = EnsemblePredictor([Predictor.load(f, vote_splits=("train",) if split == "val" else
-                                                      ("train", "val"), tta=tta) for f, _ in members],
-                                      meta_of(doc))
+        predictor = EnsemblePredictor([Predictor.load(f, vote_splits=bank_splits(split), tta=tta)
+                                       for f, _ in members], meta_of(doc))
         mean, each = score(predictor, prepared.images, rows, batch_size)
         targets = prepared.targets[rows]
         scores[split] = {"n": int(len(rows)), "ensemble": metrics_of(mean, targets, prepared.encoders, True),

@@ -167,13 +167,14 @@ class Predictor:
         return self.device.type == "cpu"
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "cpu", vote_splits: tuple[str, ...] = ("train", "val"),
+    def load(cls, path: str | Path, device: str = "cpu", vote_splits: tuple[str, ...] | None = ("train", "val"),
              **kw) -> Predictor:
         """`vote_splits`: which bank images vote in a checkpoint's neighbour vote (("train",) to score the
-        validation split, whose images would each vote for their own label)."""
+        validation split, whose images would each vote for their own label; None: the heads alone)."""
         from vislab.labs.fashion.knn import vote_of
         net, meta = load_model(path, device)
-        return cls(net, meta, device, vote=vote_of(ckpt.resolve(path)[0], meta, vote_splits), **kw)
+        vote = vote_of(ckpt.resolve(path)[0], meta, vote_splits) if vote_splits else None
+        return cls(net, meta, device, vote=vote, **kw)
 
     @property
     def tasks(self) -> list[str]:
