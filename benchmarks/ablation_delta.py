@@ -32,6 +32,7 @@ def main() -> None:
     from vislab.core.metrics import bootstrap_difference, bootstrap_intervals
     from vislab.labs.fashion import lab
     from vislab.labs.fashion.config import FashionRunConfig, split_differs
+    from vislab.labs.fashion.ensemble import EnsemblePredictor, ensemble_metrics, score
     from vislab.labs.fashion.knn import bank_splits
     specs = [parse_row(r) for r in a.rows]
     from vislab.labs.fashion.ensemble_file import is_ensemble, read
@@ -42,8 +43,8 @@ def main() -> None:
 
     results, ref = [], None
     for run, tta, heads in specs:
-        file = is_ensemble(run)
-        members = read(run, verify=False)[1] if file else [resolve(m)[0] for m in run.split("+")]
+        file = read(run, verify=False) if is_ensemble(run) else None  # (document, member files)
+        members = file[1] if file else [resolve(m)[0] for m in run.split("+")]
         metas = [read_meta(p) for p in members]
         for path, meta in zip(members, metas):
             cfg = FashionRunConfig.model_validate(meta["config"])
@@ -52,7 +53,7 @@ def main() -> None:
                 raise SystemExit(f"{path}: its data config differs from {specs[0][0]}'s in {differ}: "
                                  "not the same split")
         cfg = FashionRunConfig.model_validate(metas[0]["config"])
-        size = tuple(read(run, verify=False)[0]["image_size"]) if file else tuple(cfg.data.image_size)
+        size = tuple(file[0]["image_size"]) if file else tuple(cfg.data.image_size)
         if size not in by_size:
             by_size[size] = lab.prepare(cfg.data.model_copy(update={"image_size": size}), progress=False)
         prepared = by_size[size]
@@ -61,7 +62,6 @@ def main() -> None:
         rows = np.sort(prepared.splits[a.split])
         bank = None if heads else bank_splits(a.split)  # no image votes for itself
         if file:
-            from vislab.labs.fashion.ensemble import EnsemblePredictor, score
             probs, _ = score(EnsemblePredictor.load(run, tta=tta, vote_splits=bank), prepared.images, rows)
             preds, targets = {t: p.argmax(1) for t, p in probs.items()}, prepared.targets[rows]
             metrics = ensemble_metrics(probs, targets, prepared.tasks)
@@ -113,20 +113,6 @@ def parse_row(row: str) -> tuple[str, bool, bool]:
         else:
             row, heads = row.removesuffix(":heads"), True
     return row, tta, heads
-
-
-def ensemble_metrics(probs: dict[str, np.ndarray], targets: np.ndarray, tasks: dict[str, int]) -> dict:
-    """The metrics `evaluate_checkpoint` reports, of an ensemble's mean probabilities; "loss" is their negative
-    log-likelihood."""
-    import torch
-
-    from vislab.core.metrics import MultiTaskMetrics
-    m = MultiTaskMetrics(tasks, auroc=False, sync=False)
-    logp = {t: torch.from_numpy(p).clamp_min(1e-12).log() for t, p in probs.items()}
-    y = torch.from_numpy(targets).long()
-    m.update(logp, y, {t: torch.nn.functional.nll_loss(lp, y[:, j], ignore_index=-1)
-                       for j, (t, lp) in enumerate(logp.items())})
-    return m.compute()
 
 
 if __name__ == "__main__":

@@ -115,14 +115,25 @@ def score(predictor: EnsemblePredictor, images: np.ndarray, rows: np.ndarray, ba
     return cat(mean), [cat(d) for d in each]
 
 
+def ensemble_metrics(probs: dict[str, np.ndarray], targets: np.ndarray, tasks: dict[str, int]) -> dict:
+    """The metrics `evaluate_checkpoint` reports (fractions), of mean probabilities; "loss" is their negative
+    log-likelihood."""
+    from vislab.core.metrics import MultiTaskMetrics
+    m = MultiTaskMetrics(tasks, auroc=False, sync=False)
+    logp = {t: torch.from_numpy(p).clamp_min(1e-12).log() for t, p in probs.items()}
+    y = torch.from_numpy(targets).long()
+    m.update(logp, y, {t: torch.nn.functional.nll_loss(lp, y[:, j], ignore_index=-1)
+                       for j, (t, lp) in enumerate(logp.items())})
+    return m.compute()
+
+
 def metrics_of(probs: dict[str, np.ndarray], targets: np.ndarray, encoders: dict[str, list[str]],
                intervals: bool = False) -> dict:
-    """Accuracy and macro F1 per task and on average (in %), scored as `evaluate` scores (torchmetrics), with 95%
-    bootstrap intervals (1,000 resamples) when asked."""
-    from vislab.core.metrics import MultiTaskMetrics, bootstrap_intervals
-    m = MultiTaskMetrics({t: len(c) for t, c in encoders.items()}, auroc=False, sync=False)
-    m.update({t: torch.from_numpy(p).clamp_min(1e-12).log() for t, p in probs.items()}, torch.from_numpy(targets))
-    out = {t: {k: 100 * v[k] for k in ("accuracy", "f1")} for t, v in m.compute().items()}
+    """Accuracy and macro F1 per task and on average (in %), as `ensemble_metrics` scores them, with 95% bootstrap
+    intervals (1,000 resamples) when asked."""
+    from vislab.core.metrics import bootstrap_intervals
+    scored = ensemble_metrics(probs, targets, {t: len(c) for t, c in encoders.items()})
+    out = {t: {k: 100 * v[k] for k in ("accuracy", "f1")} for t, v in scored.items()}
     if intervals:
         ci = bootstrap_intervals({t: (targets[:, j], probs[t].argmax(1), len(encoders[t]))
                                   for j, t in enumerate(encoders)})
