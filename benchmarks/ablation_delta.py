@@ -30,7 +30,7 @@ def main() -> None:
     a = ap.parse_args()
     from vislab.core.checkpoint import read_meta, resolve
     from vislab.core.metrics import bootstrap_difference, bootstrap_intervals
-    from vislab.labs.fashion import lab
+    from vislab.labs.fashion import lab, refit
     from vislab.labs.fashion.config import FashionRunConfig, split_differs
     from vislab.labs.fashion.ensemble import EnsemblePredictor, ensemble_metrics, score
     from vislab.labs.fashion.knn import bank_splits
@@ -47,6 +47,11 @@ def main() -> None:
         members = file[1] if file else [resolve(m)[0] for m in run.split("+")]
         metas = [read_meta(p) for p in members]
         for path, meta in zip(members, metas):
+            if a.split != "test":
+                try:
+                    refit.refuse(meta, f"{path} with --split {a.split}")
+                except ValueError as e:
+                    raise SystemExit(str(e)) from None
             cfg = FashionRunConfig.model_validate(meta["config"])
             differ = split_differs(cfg.data, first.data)
             if differ:

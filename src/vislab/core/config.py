@@ -64,6 +64,9 @@ class TrainConfig(Strict):
     """Passes over the training split (validation + checkpoints after each). null: from the recipe."""
     max_steps: int | None = Field(None, ge=1)
     """Stop after this many optimizer steps in total (a fixed budget for comparisons)."""
+    stop_epoch: int | None = Field(None, ge=1)
+    """Stop after this epoch while the lr schedule still spans `epochs` (e.g. a refit stops at its source run's best
+    epoch of the same schedule). null: run every epoch."""
     batch_size: int | None = Field(None, ge=1)
     """Training batch size per device. null: from the recipe (64; CIFAR recipes 128-256)."""
     eval_batch_size: int = Field(256, ge=1)

@@ -308,6 +308,7 @@ class Trainer:
         total_steps = (cfg.epochs * steps_per_epoch if cfg.max_steps is None
                        else min(cfg.max_steps, cfg.epochs * steps_per_epoch))
         epochs = math.ceil(total_steps / steps_per_epoch)
+        last_epoch = min(epochs, cfg.stop_epoch or epochs)  # the schedule spans `epochs`; training stops here
         optimizer = build_optimizer(model, cfg)
         scheduler = build_scheduler(optimizer, cfg, total_steps, steps_per_epoch)
         start_epoch, step, best_val, best_epoch, history = 1, 0, math.inf, 0, []
@@ -350,7 +351,7 @@ class Trainer:
         csv_path = self.out_dir / "history.csv"
         t_start = time.time()
         stopped = "completed"
-        for epoch in range(start_epoch, epochs + 1):
+        for epoch in range(start_epoch, last_epoch + 1):
             if step >= total_steps:
                 break
             seed_all(cfg.seed * 1_000_003 + epoch * 1009 + fabric.global_rank)
@@ -429,7 +430,7 @@ class Trainer:
                 replace_epoch_rows(self.out_dir / "steps.csv", [{"step": first + i, "epoch": epoch, "loss": round(v, 6)}
                                                                  for i, v in enumerate(losses)], epoch)
             shown = [(k, row[k]) for k in ("val_accuracy", "val_f1", "val_auc", "val_eer", cfg.monitor)
-                     if k in row and k != "val_loss"]
+                     if k in row and k not in ("val_loss", "epoch")]
             vl = f"val loss {val_loss:.4f} " if math.isfinite(val_loss) else ""  # e.g. ArcFace: no loss on val people
             self._print(f"epoch {epoch}: train loss {row.get('train_loss', float('nan')):.4f} {vl}"
                         + " ".join(f"{k.removeprefix('val_').replace('accuracy', 'acc')} {v:.4f}"

@@ -1,4 +1,5 @@
-"""`vislab fashion eda | train | evaluate | compare | predict | tag | calibrate | knn | explain` and `vislab demo`.
+"""`vislab fashion eda | train | refit | evaluate | compare | predict | tag | calibrate | knn | ensemble | explain`
+and `vislab demo`.
 
 Every command checks its flags and config before it imports torch or reads data; the lab module (torch,
 timm, Fabric) is imported only once the input is known to be good."""
@@ -361,11 +362,38 @@ def knn_cmd(checkpoint: CheckpointArg,
     console.print(f"neighbour vote of {info['bank_size']} images ({info['bank']}) stored in {path}")
 
 
+@app.command("refit")
+@friendly
+@documented(None, None, "vislab fashion refit runs/fashion-quality",
+            "vislab fashion refit runs/fashion-quality --name shop-final train.eval_batch_size=64",
+            none={"out": "the source's out_dir", "name": "the source's folder name + -refit"})
+def refit_cmd(run: Annotated[Path, typer.Argument(
+                  metavar="RUN", help="The source: a fashion run folder (its best checkpoint) or checkpoint, trained "
+                                      "on the training split alone.")],
+              overrides: Overrides = None, out: OutOpt = None, name: NameOpt = None, progress: ProgressOpt = True):
+    """Train the final model on the training + validation images with RUN's settings and the choices RUN made on
+    the validation split (its best epoch, neighbour-vote weights and review thresholds); score it once on test.
+    A killed refit continues with `vislab fashion train --resume FOLDER`."""
+    path, meta = checkpoint_arg(run, "fashion")
+    folder = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+    cfg = build_fashion_config(None, overrides, base={**meta["config"], "refit": {"source": str(path.resolve())}},
+                               out=out, name=name or f"{folder}-refit")
+    check_data(cfg)
+    from vislab.labs.fashion import lab as fashion
+    from vislab.labs.fashion.refit import source_of
+    source_of(cfg)  # settings, data and split checked before any image is decoded
+    run_dir = fashion.train(cfg, progress=progress)
+    if (run_dir / "report.html").exists():
+        console.print(f"run folder: {run_dir}\nreport: {run_dir / 'report.html'}\n"
+                      f"refit checkpoint: {run_dir / 'checkpoints' / 'best.safetensors'}")
+
+
 @app.command("ensemble")
 @friendly
 @documented(None, None, "vislab fashion ensemble runs/a runs/b --out shop.ensemble.json",
             "vislab fashion ensemble runs/a runs/b --out shop.ensemble.json --test",
-            none={"precision": "the first member's review.precision"})
+            none={"precision": "the first member's review.precision",
+                  "review_from": "chosen on the validation split (members trained without it)"})
 def ensemble_cmd(checkpoints: Annotated[list[Path], typer.Argument(
                      metavar="CHECKPOINTS...", help="Two or more fashion run folders or .safetensors checkpoints "
                                                     "of the same data, split and classes.")],
@@ -381,6 +409,11 @@ def ensemble_cmd(checkpoints: Annotated[list[Path], typer.Argument(
                      "--test", help="Also score the test split once (accuracy and macro F1 with 95% intervals, "
                                     "stored in the file).")] = False,
                  batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
+                 review_from: Annotated[Optional[Path], typer.Option(
+                     "--review-from", metavar="FILE",
+                     help="For refits (vislab fashion refit): the ensemble file of their sources, in the same "
+                          "order, whose review thresholds they take (their validation split is training data).")
+                 ] = None,
                  overwrite: OverwriteOpt = False,
                  progress: ProgressOpt = True):
     """Make one model of several checkpoints: the mean of their probabilities, each member with its own image size
@@ -391,9 +424,11 @@ def ensemble_cmd(checkpoints: Annotated[list[Path], typer.Argument(
         fail(f"--out {out}: an ensemble file ends in .json", code=2)
     if out.exists() and not overwrite:
         fail(f"{out} exists: pass --overwrite to replace it", code=2)
-    check_members(checkpoints)  # every member checked before any image is decoded
+    if review_from is not None and precision is not None:
+        fail("--precision with --review-from: the thresholds come from that file, chosen at its precision", code=2)
+    check_members(checkpoints, review_from)  # every member checked before any image is decoded
     from vislab.labs.fashion.ensemble import build
-    doc = build(checkpoints, out, precision, tta, test, batch_size, progress, console)
+    doc = build(checkpoints, out, precision, tta, test, batch_size, progress, console, review_from)
     console.print(f"wrote {out}: {len(doc['members'])} members, decoded at {doc['image_size'][0]}x"
                   f"{doc['image_size'][1]}, review thresholds: " + ", ".join(
                       f"{t} {'none' if v is None else f'{v:.2f}'}" for t, v in doc["review"]["thresholds"].items()))

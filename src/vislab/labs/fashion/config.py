@@ -142,6 +142,15 @@ class FashionKnnConfig(Strict):
     validation split with the training images voting; train+val then adds the validation images."""
 
 
+class FashionRefitConfig(Strict):
+    source: str | None = None
+    """Refit on the training + validation images: a run folder (or checkpoint) of this data, split and settings,
+    trained on the training split alone. This run trains on both splits, stops at the source's best epoch of the
+    same schedule and takes every choice that needs held-out images from the source: the neighbour vote's weights
+    and the review thresholds. Its validation columns then score images it trained on, and commands that choose
+    on the validation split refuse it. `vislab fashion refit RUN` sets it. null: off."""
+
+
 def split_fields(data: FashionDataConfig) -> dict:
     """The data fields that decide the rows, labels and split; the image size, caches and workers do not."""
     return {k: v for k, v in data.model_dump(mode="json").items() if k not in ("image_size", "cache_dir", "workers")}
@@ -170,6 +179,8 @@ class FashionRunConfig(Strict):
     """Knowledge distillation from your own trained models (e.g. an ensemble of runs) into this one."""
     knn: FashionKnnConfig = Field(default_factory=FashionKnnConfig)
     """The neighbour vote: the labels of the most similar labelled images blended into each prediction."""
+    refit: FashionRefitConfig = Field(default_factory=FashionRefitConfig)
+    """The final model on the training + validation images, with a source run's validation choices."""
 
     @model_validator(mode="after")
     def _weights_name_tasks(self):

@@ -15,6 +15,7 @@ import torch
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.errors import CheckpointError, ConfigError
+from vislab.labs.fashion import refit
 from vislab.labs.fashion.config import FashionDataConfig, FashionRunConfig, split_differs
 from vislab.labs.fashion.data import Prepared, prepare
 
@@ -31,6 +32,8 @@ def resolve_teachers(cfg: FashionRunConfig) -> list[Path]:
         except FileNotFoundError as e:
             raise ConfigError(f"distill.teachers: {e}") from None
         meta = ckpt.read_checked(path, "fashion")
+        refit.refuse(meta, f"distill.teachers: {spec} (its soft targets would carry the validation images that choose "
+                     "this run's epoch)")
         if list(meta["tasks"]) != list(cfg.data.label_cols):
             raise ConfigError(f"distill.teachers: {spec} predicts {list(meta['tasks'])}, this run "
                               f"{list(cfg.data.label_cols)}")

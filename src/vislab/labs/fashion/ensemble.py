@@ -143,14 +143,17 @@ def metrics_of(probs: dict[str, np.ndarray], targets: np.ndarray, encoders: dict
 
 
 def build(paths: list[str | Path], out: str | Path, precision: float | None = None, tta: bool = True,
-          test: bool = False, batch_size: int = 64, progress: bool = True, console=None) -> dict:
+          test: bool = False, batch_size: int = 64, progress: bool = True, console=None,
+          review_from: str | Path | None = None) -> dict:
     """Check the members, score the validation split through the ensemble (only the training images vote), choose
-    the review thresholds on it and write the ensemble file; `test`: also score the test split once."""
+    the review thresholds on it and write the ensemble file; `test`: also score the test split once.
+    `review_from`: the members are refits (`vislab fashion refit`) of that ensemble file's members, whose review
+    thresholds they take over; their validation split is training data, so it is not scored."""
     from vislab.labs.fashion.data import prepare
     out = Path(out)
     if out.suffix.lower() != ".json":
         raise UsageError(f"--out {out}: an ensemble file ends in .json")
-    members = check_members(paths)
+    members = check_members(paths, review_from)
     metas = [m for _, m in members]
     size = largest_size(metas)
     first = FashionRunConfig.model_validate(metas[0]["config"])
@@ -164,7 +167,12 @@ def build(paths: list[str | Path], out: str | Path, precision: float | None = No
            "members": [{"path": relative(f, out.parent), "sha256": sha256(f), "backbone": m["backbone"],
                         "image_size": list(m["image_size"]), "vote": bool(m.get("knn"))} for f, m in members]}
     scores = {}
-    for split in ("val", "test") if test else ("val",):
+    if review_from is not None:
+        source_doc, _ = read(review_from, verify=False)
+        doc["review"] = {**source_doc["review"], "chosen_by": relative(Path(review_from), out.parent)}
+        doc["review_from"] = {"path": relative(Path(review_from), out.parent), "sha256": sha256(Path(review_from))}
+    splits = ("val",) if review_from is None else ()
+    for split in (*splits, "test") if test else splits:
         rows = np.sort(prepared.splits[split])
         if not len(rows):
             raise UsageError(f"the members' data has no {split} split to score")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.errors import CheckpointError, UsageError
+from vislab.labs.fashion import refit
 from vislab.labs.fashion.config import FashionRunConfig, split_differs
 
 FORMAT = "vislab-fashion-ensemble-1"
@@ -33,10 +34,11 @@ def is_ensemble(path: str | Path) -> bool:
     return p.suffix.lower() == ".json" and not p.is_dir()
 
 
-def check_members(paths: list[str | Path]) -> list[tuple[Path, dict]]:
+def check_members(paths: list[str | Path], review_from: str | Path | None = None) -> list[tuple[Path, dict]]:
     """(checkpoint file, metadata) of each member, read without torch; one clear error for fewer than two, another
     lab's checkpoint, other tasks or classes, or other data or split (the validation images that choose the review
-    thresholds must be held out from every member)."""
+    thresholds must be held out from every member). With `review_from` (an ensemble file of the members' refit
+    sources) every member must be a refit of that file's member in the same place (`check_refits`)."""
     if len(paths) < 2:
         raise UsageError(f"an ensemble needs at least two checkpoints, got {len(paths)}")
     members = []
@@ -46,6 +48,10 @@ def check_members(paths: list[str | Path]) -> list[tuple[Path, dict]]:
         except FileNotFoundError as e:
             raise UsageError(str(e)) from None
         members.append((file, ckpt.read_checked(file, "fashion")))
+        if review_from is None:
+            refit.refuse(members[-1][1], f"ensemble member {file} (the ensemble chooses its review thresholds on "
+                                         "the validation split; an ensemble of refits takes them from its sources' "
+                                         "ensemble file: --review-from)")
     first_file, first = members[0]
     first_data = FashionRunConfig.model_validate(first["config"]).data
     for file, meta in members[1:]:
@@ -59,7 +65,27 @@ def check_members(paths: list[str | Path]) -> list[tuple[Path, dict]]:
                                   f"training images")
     if len({f.resolve() for f, _ in members}) < len(members):
         raise UsageError("the same checkpoint is named twice")
+    if review_from is not None:
+        check_refits(members, review_from)
     return members
+
+
+def check_refits(members: list[tuple[Path, dict]], review_from: str | Path) -> dict:
+    """The ensemble file of the refit members' sources (`--review-from`), whose review thresholds an ensemble of
+    refits takes over: one clear error unless member i is a refit of its member i (the validation images chose
+    the sources' thresholds, and are the refits' training images)."""
+    doc, sources = read(review_from, verify=False)
+    if not doc.get("review"):
+        raise UsageError(f"--review-from {review_from}: the file has no review thresholds")
+    if len(sources) != len(members):
+        raise UsageError(f"--review-from {review_from} has {len(sources)} members, the ensemble {len(members)}")
+    for (file, meta), src in zip(members, sources):
+        source = ((meta.get("config") or {}).get("refit") or {}).get("source")
+        if not source or Path(source).resolve() != src.resolve():
+            what = f"a refit of {source}" if source else "not a refit"
+            raise UsageError(f"--review-from {review_from}: member {file} is {what}, not of the file's member in "
+                             f"its place ({src}); name the refits in the order of their sources")
+    return doc
 
 
 def largest_size(metas: list[dict]) -> tuple[int, int]:

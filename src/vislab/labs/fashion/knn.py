@@ -108,3 +108,19 @@ def _store(path: Path, info: dict, feats: torch.Tensor, targets: np.ndarray, spl
     ckpt.update_meta(path, {"knn": info}, drop_prefix=PREFIX, tensors={
         PREFIX + "features": feats.half().numpy(), PREFIX + "targets": np.asarray(targets, np.int16),
         PREFIX + "split": np.asarray(split, np.int8)})
+
+
+def attach_fixed_vote(path: Path, prepared, source: dict, batch_size: int = 32) -> dict:
+    """A refit's vote (`vislab.labs.fashion.refit`): the training and validation images' features from the
+    checkpoint at `path`, voting with the k, temperature, flip TTA and blend weights of `source` (the source run's
+    `knn` metadata, chosen on its validation split), which nothing here chooses again."""
+    from vislab.labs.fashion.lab import load_model
+    net, _ = load_model(path)
+    tr, va = np.sort(prepared.splits["train"]), np.sort(prepared.splits["val"])
+    feats = pooled_features(net, prepared.images, np.concatenate([tr, va]), bool(source["tta"]), batch_size)
+    info = {**{k: source[k] for k in ("k", "temperature", "tta", "weights", "features")},
+            "bank": "train+val", "bank_size": int(len(tr) + len(va)), "weights_chosen_by": "the refit source",
+            "source_validation_accuracy": source.get("validation_accuracy")}
+    split = np.concatenate([np.zeros(len(tr), np.int8), np.ones(len(va), np.int8)])
+    _store(path, info, feats, prepared.targets[np.concatenate([tr, va])], split)
+    return info

@@ -30,7 +30,7 @@ from vislab.core.objectives import ClassificationObjective, FlipTTA, class_balan
 from vislab.core.report import Section, Table, hardware, rich_console, write_report
 from vislab.core.report import flat_config as _flat_cfg
 from vislab.core.transforms import BatchTransform
-from vislab.labs.fashion import knn
+from vislab.labs.fashion import knn, refit
 from vislab.labs.fashion.config import FashionRunConfig
 from vislab.labs.fashion.data import (
     Prepared,
@@ -89,7 +89,12 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     check_train_blocks(cfg.model.backbone, cfg.model.train_blocks)
     if not resume:
         resolve_teachers(cfg)  # before a run folder exists (a resumed run reads its cached teacher targets)
+    source = refit.source_of(cfg) if cfg.refit.source and not resume else None
+    if source:
+        cfg = refit.configure(cfg, source[1])
     cfg, fabric, run_dir = open_run(cfg, resume)
+    if cfg.refit.source and source is None:
+        source = refit.source_of(cfg)
     with fabric.rank_zero_first():
         prepared = prepare_data(cfg, progress=progress and fabric.is_global_zero)
     if fabric.is_global_zero:
@@ -100,6 +105,14 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     transform = BatchTransform(net.data_config["mean"], net.data_config["std"], augment=cfg.train.augment)
     tc = cfg.train.filled()
     tr, va = prepared.splits["train"], prepared.splits["val"]
+    if source:
+        if not len(prepared.splits["test"]):
+            raise DataError("a refit trains on the training and validation splits: give data.split a test "
+                            "fraction, or nothing is left to score it on")
+        tr = refit.fit_rows(prepared)
+        if fabric.is_global_zero:
+            console.print(f"refit of {source[0]}: training on the training + validation images ({len(tr)}) until "
+                          f"epoch {tc.stop_epoch} of {tc.epochs}; its validation columns score training images")
     balance = ({t: class_balance_weights(prepared.targets[tr, j], n, tc.class_balance)
                 for j, (t, n) in enumerate(prepared.tasks.items())} if tc.class_balance else None)
     objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing, balance)
@@ -127,7 +140,11 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     result = trainer.fit(model, objective, train_loader, val_loader, step_transform, export=net, resume=bool(resume))
     if fabric.is_global_zero:
         console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch}")
-        finish_checkpoint(run_dir / "checkpoints" / "best.safetensors", prepared, cfg, console)
+        best = run_dir / "checkpoints" / "best.safetensors"
+        if source:
+            refit.finish(best, prepared, *source, cfg.train.eval_batch_size, console)
+        else:
+            finish_checkpoint(best, prepared, cfg, console)
         if report:
             evaluate_run(run_dir, prepared, cfg, result.history, seconds=result.seconds, console=console)
     fabric.barrier()
@@ -233,6 +250,7 @@ def calibrate(checkpoint: str | Path, precision: float | None = None, progress: 
     """Choose a checkpoint's review thresholds again on its own validation split (e.g. another precision)."""
     path = ckpt.resolve(checkpoint)[0]
     meta = ckpt.read_checked(path, "fashion")
+    refit.refuse(meta, "calibrate")
     cfg = FashionRunConfig.model_validate(meta["config"])
     prepared = prepare(cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])}), progress=progress)
     rows_ok, _ = remap_targets(prepared, meta["encoders"])
@@ -248,6 +266,7 @@ def add_vote(checkpoint: str | Path, k: int, temperature: float, bank: str, prog
     thresholds again (`finish_checkpoint`)."""
     path = ckpt.resolve(checkpoint)[0]
     meta = ckpt.read_checked(path, "fashion")
+    refit.refuse(meta, "knn")
     cfg = FashionRunConfig.model_validate(meta["config"])
     cfg = cfg.model_copy(update={"knn": cfg.knn.model_copy(update={"k": k, "temperature": temperature, "bank": bank})})
     prepared = prepare(cfg.data.model_copy(update={"image_size": tuple(meta["image_size"])}), progress=progress)
@@ -531,6 +550,8 @@ def evaluate(checkpoint: str | Path, cfg: FashionRunConfig | None = None, split:
     own = same_rows(data_cfg, run_cfg.data)
     split = split or ("test" if own else "all")
     where = "the training data" if own else f"{data_cfg.root or 'the synthetic data'}"
+    if own and split == "val":
+        refit.refuse(meta, "--split val")
     if own and split != "all":
         prepared = prepare(data_cfg, progress=progress)
         rows_ok, unseen = remap_targets(prepared, meta["encoders"])
