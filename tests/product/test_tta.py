@@ -73,3 +73,43 @@ def test_service_reports_and_applies_tta(tiny_ckpt, catalog):
         assert c.get("/v1/model").json()["tta"] is True
         body = c.post("/v1/tag", files={"file": (shoe.name, shoe.read_bytes(), "image/jpeg")}).json()
     _same(body, Predictor.load(tiny_ckpt, tta=True).predict(shoe).as_dict())
+
+
+def test_without_a_flag_the_model_runs_with_the_tta_its_thresholds_were_chosen_with(tiny_ckpt, catalog, tmp_path):
+    """predict, tag and serve default to the model's own flip TTA (train.tta of its config, the setting its review
+    thresholds were chosen with); --tta/--no-tta override it."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from vislab.core.checkpoint import read_meta, update_meta
+    from vislab.product.backends import model_tta
+    from vislab.product.serve.app import create_app
+    from vislab.product.serve.settings import ServeSettings
+    flipped = tmp_path / "tta.safetensors"
+    shutil.copy(tiny_ckpt, flipped)
+    cfg = read_meta(tiny_ckpt)["config"]
+    update_meta(flipped, {"config": {**cfg, "train": {**cfg["train"], "tta": True}}})
+    assert model_tta(read_meta(tiny_ckpt)) is False and model_tta(read_meta(flipped)) is True
+    shoe = sorted((catalog / "shoes").glob("*.jpg"))[1]
+    for args, tta in (((), True), (("--no-tta",), False)):
+        res = run("fashion", "predict", flipped, shoe, "--json", *args)
+        assert res.returncode == 0, res.stderr[-2000:]
+        _same(json.loads(res.stdout)[0], Predictor.load(flipped, tta=tta).predict(shoe).as_dict())
+    res = run("fashion", "tag", flipped, shoe, "--out", tmp_path / "t.jsonl", "--workers", "0")
+    assert res.returncode == 0, res.stderr[-2000:]
+    row = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
+    want = Predictor.load(flipped, tta=True).predict(shoe).as_dict()
+    assert {t: v["label"] for t, v in row["attributes"].items()} == {t: v["label"] for t, v in
+                                                                     want["attributes"].items()}
+    with TestClient(create_app(flipped, ServeSettings())) as c:
+        import time
+        t0 = time.monotonic()
+        while c.get("/readyz").status_code != 200:
+            assert time.monotonic() - t0 < 60
+            time.sleep(0.05)
+        assert c.get("/v1/model").json()["tta"] is True
+        body = c.post("/v1/tag", files={"file": (shoe.name, shoe.read_bytes(), "image/jpeg")}).json()
+    _same(body, want)
+    assert model_tta({"ensemble": {"tta": True}, "config": {}}) is True
+    assert model_tta({"config": {}}) is False  # an exported .onnx file: no config

@@ -43,6 +43,18 @@ def load_predictor(path: str | Path, backend: str | None = None, **kw):
     return Predictor.load(ckpt, **kw)
 
 
+def model_tta(meta: dict) -> bool:
+    """The flip TTA a model's review thresholds and scores were computed with (what `predict`, `tag`, `index` and
+    `serve` use when --tta/--no-tta is not given): an ensemble file's `tta`, a checkpoint's `train.tta` (its
+    recipe's when unset); False for an exported .onnx file, whose metadata holds no config."""
+    if "ensemble" in meta:
+        return bool(meta["ensemble"].get("tta"))
+    if not meta.get("config"):
+        return False
+    from vislab.labs.fashion.config import FashionRunConfig
+    return bool(FashionRunConfig.model_validate(meta["config"]).train.filled().tta)
+
+
 def _torch_only(path: Path, backend: str | None) -> None:
     if backend == "onnx":
         from vislab.core.errors import UsageError

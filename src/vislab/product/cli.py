@@ -20,7 +20,8 @@ FLAGS = {"max_body_mb": "max_body_mb", "max_batch": "max_batch", "max_pixels": "
 @documented(ServeSettings, FLAGS, "vislab serve runs/fashion",
             "vislab serve runs/fashion --host 0.0.0.0 --port 8080 --index catalog.index",
             none={"threads": "one per CPU core", "threshold": "the checkpoint's (chosen on validation)",
-                  "index": "no similar-product search"})
+                  "index": "no similar-product search",
+                  "tta": "the model's own: what its review thresholds were chosen with"})
 def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
                   metavar="MODEL",
                   help="A fashion run folder (its best checkpoint), .safetensors, ensemble (.json) or .onnx file.")],
@@ -69,7 +70,8 @@ def serve_cmd(checkpoint: Annotated[Path, typer.Argument(
         if built.get("image_size") != list(meta["image_size"]) or built.get("backbone") != meta.get("backbone"):
             fail(f"{index} was built by a {built.get('backbone')} model at {built.get('image_size')}; this one is "
                  f"{meta.get('backbone')} at {list(meta['image_size'])}: build the index with the served model")
-        if bool(built.get("tta", False)) != settings.tta:
+        from vislab.product.backends import model_tta
+        if bool(built.get("tta", False)) != (model_tta(meta) if settings.tta is None else settings.tta):
             fail(f"{index} was built {'with' if built.get('tta') else 'without'} --tta: serve "
                  f"{'with' if built.get('tta') else 'without'} it too, so that queries are embedded the same way",
                  code=2)

@@ -34,6 +34,7 @@ from vislab.core.cli import (
 from vislab.core.clihelp import documented
 from vislab.labs.fashion.cli_search import index_cmd, similar_cmd
 from vislab.labs.fashion.cli_types import (
+    TTA_DEFAULT,
     BackendOpt,
     CatalogColOpt,
     CatalogDirOpt,
@@ -214,22 +215,23 @@ def compare_cmd(overrides: Overrides = None, config: ConfigOpt = None, data: Dat
 @app.command("predict")
 @friendly
 @documented(None, None, "vislab fashion predict runs/fashion shirt.jpg",
-            "vislab fashion predict runs/fashion/checkpoints/best.safetensors 'photos/*.jpg' --json")
+            "vislab fashion predict runs/fashion/checkpoints/best.safetensors 'photos/*.jpg' --json",
+            none={"tta": TTA_DEFAULT})
 def predict_cmd(checkpoint: ModelArg,
                 images: Annotated[list[str], typer.Argument(
                     metavar="IMAGES...", help="Image files, folders (searched recursively) or glob patterns.")],
                 as_json: Annotated[bool, typer.Option("--json", help="One JSON document on stdout.")] = False,
-                tta: TtaOpt = False,
+                tta: TtaOpt = None,
                 backend: BackendOpt = None):
     """Print each attribute with its confidence and a one-line caption, per image."""
     from vislab.core.data.paths import expand_images
-    from vislab.product.backends import load_predictor, model_meta
+    from vislab.product.backends import load_predictor, model_meta, model_tta
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
-    path, _ = model_meta(checkpoint, backend)
+    path, meta = model_meta(checkpoint, backend)
     files = expand_images(images)  # every argument names something, before the model is loaded
     from vislab.core.data.images import ImageError
-    pred = load_predictor(path, backend, tta=tta)
+    pred = load_predictor(path, backend, tta=model_tta(meta) if tta is None else tta)
     results, failed = [], 0
     for img in files:
         try:
@@ -259,7 +261,8 @@ def predict_cmd(checkpoint: ModelArg,
             "vislab fashion tag runs/fashion catalog.csv --image-col id --image-dir images --out tags.jsonl",
             none={"image_dir": "the CSV's folder", "image_col": "image",
                   "threshold": "the checkpoint's (chosen on validation)",
-                  "workers": "one per CPU core", "fmt": "from --out's extension (csv; .jsonl: jsonl)"})
+                  "workers": "one per CPU core", "fmt": "from --out's extension (csv; .jsonl: jsonl)",
+                  "tta": TTA_DEFAULT})
 def tag_cmd(checkpoint: ModelArg,
             inputs: InputsArg,
             out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="Tag file to write.")
@@ -284,7 +287,7 @@ def tag_cmd(checkpoint: ModelArg,
             ray: Annotated[bool, typer.Option("--ray", help="Run the predictor as a Ray Data stage "
                                                             "(pip install 'vislab[ray]'; RAY_ADDRESS for a cluster).")
                            ] = False,
-            tta: TtaOpt = False,
+            tta: TtaOpt = None,
             backend: BackendOpt = None,
             progress: ProgressOpt = True):
     """Tag a catalog: every attribute with confidence, top-k, caption and a needs-review flag, to CSV or JSON
@@ -299,8 +302,9 @@ def tag_cmd(checkpoint: ModelArg,
         format_of(out, fmt)
     if backend is not None:
         choice(backend, ["torch", "onnx"], "--backend")
-    from vislab.product.backends import load_predictor, model_meta
+    from vislab.product.backends import load_predictor, model_meta, model_tta
     path, meta = model_meta(checkpoint, backend)
+    tta = model_tta(meta) if tta is None else tta
     override = parse_threshold(threshold, list(meta["encoders"])) if threshold is not None else None
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
     if ray:

@@ -10,6 +10,7 @@ import typer
 from vislab.core.cli import ProgressOpt, choice, console, err, fail, friendly
 from vislab.core.clihelp import documented
 from vislab.labs.fashion.cli_types import (
+    TTA_DEFAULT,
     BackendOpt,
     CatalogColOpt,
     CatalogDirOpt,
@@ -25,7 +26,7 @@ from vislab.labs.fashion.cli_types import (
 @documented(None, None, "vislab fashion index runs/fashion photos/ --out catalog.index",
             "vislab fashion index runs/fashion catalog.csv --image-col id --image-dir images --pca 256",
             none={"image_dir": "the CSV's folder", "image_col": "image", "pca": "no reduction",
-                  "workers": "one per CPU core"})
+                  "workers": "one per CPU core", "tta": TTA_DEFAULT})
 def index_cmd(checkpoint: ModelArg,
               inputs: InputsArg,
               out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The index file to write.")
@@ -38,7 +39,7 @@ def index_cmd(checkpoint: ModelArg,
               batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per batch.")] = 64,
               workers: Annotated[Optional[int], typer.Option(
                   min=0, help="Processes that decode and embed (0: this process).")] = None,
-              tta: TtaOpt = False,
+              tta: TtaOpt = None,
               backend: BackendOpt = None,
               overwrite: OverwriteOpt = False,
               progress: ProgressOpt = True):
@@ -50,8 +51,9 @@ def index_cmd(checkpoint: ModelArg,
         choice(backend, ["torch", "onnx"], "--backend")
     if out.exists() and not overwrite:
         fail(f"{out} exists: pass --overwrite to replace it", code=2)
-    from vislab.product.backends import load_predictor, model_meta
+    from vislab.product.backends import load_predictor, model_meta, model_tta
     path, meta = model_meta(checkpoint, backend)
+    tta = model_tta(meta) if tta is None else tta
     items = resolve_inputs(inputs, image_col, image_dir, image_ext)  # every input checked before the model loads
     from vislab.product.index import build_index, model_info
     predictor = load_predictor(path, backend, tta=tta)

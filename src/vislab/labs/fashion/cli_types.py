@@ -15,7 +15,8 @@ ModelArg = Annotated[Path, typer.Argument(
 BackendOpt = Annotated[Optional[str], typer.Option(
     metavar="torch|onnx", help="Inference backend; onnx runs the .onnx file `vislab export` wrote beside the "
                                "checkpoint. [default: onnx for an .onnx file, else torch]")]
-TtaOpt = Annotated[bool, typer.Option(
+TTA_DEFAULT = "the model's own: what its review thresholds were chosen with"
+TtaOpt = Annotated[Optional[bool], typer.Option(
     "--tta/--no-tta", help="Flip test-time augmentation: average the photo and its mirror (two forward passes; "
                            "what `evaluate` scores for a run trained with train.tta).")]
 InputsArg = Annotated[list[str], typer.Argument(

@@ -45,9 +45,10 @@ class Model:
     """The predictor, loaded in the background; `ready` once a warm-up batch has run."""
 
     def __init__(self, path: Path, settings: ServeSettings):
-        from vislab.product.backends import model_meta
+        from vislab.product.backends import model_meta, model_tta
         self.path, self.settings = path, settings
         self.meta = model_meta(path)[1]
+        self.tta = model_tta(self.meta) if settings.tta is None else settings.tta
         self.image_size = tuple(self.meta["image_size"])
         self.predictor = None
         self.index = None
@@ -66,7 +67,7 @@ class Model:
             self.predictor = load_predictor(self.path, self.settings.backend,
                                             thresholds=self.settings.thresholds or None,
                                             top_k=self.settings.top_k, precision=self.settings.precision,
-                                            tta=self.settings.tta, **kw)
+                                            tta=self.tta, **kw)
             if self.settings.index:
                 from vislab.product.index import CatalogIndex
                 self.index = CatalogIndex.load(self.settings.index)
@@ -161,7 +162,7 @@ def create_app(checkpoint: str | Path, settings: ServeSettings | None = None) ->
                 "metrics": _run_metrics(path, meta), "version": {"vislab": __version__, **meta.get("versions", {})},
                 "limits": {"max_body_bytes": int(settings.max_body_mb * 2**20), "max_batch": settings.max_batch,
                            "max_pixels": settings.max_pixels, "micro_batch": settings.micro_batch},
-                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch", "tta": settings.tta,
+                "precision": settings.precision, "backend": "onnx" if model.onnx else "torch", "tta": model.tta,
                 "similar": None if model.index is None else {"items": len(model.index),
                                                              "dim": int(model.index.embeddings.shape[1])}}
 

@@ -28,9 +28,10 @@ class ServeSettings(Strict):
     """Inference backend (None: onnx for an .onnx model file, else torch)."""
     precision: Literal["32", "bf16"] = "32"
     """Inference precision: bf16 is ~2x faster on CPUs with native bfloat16 (AVX512-BF16, AMX)."""
-    tta: bool = False
+    tta: bool | None = None
     """Flip test-time augmentation: average the photo and its mirror (two forward passes per image; what
-    `evaluate` scores for a run trained with train.tta). An index must have been built the same way."""
+    `evaluate` scores for a run trained with train.tta). None: the model's own, what its review thresholds were
+    chosen with. An index must have been built the same way."""
     top_k: int = Field(3, ge=1)
     """Labels returned per attribute."""
     thresholds: dict[str, float] = Field(default_factory=dict)
