@@ -11,7 +11,7 @@ import torch
 from helpers import run_cli as run
 from helpers import tiny_overrides
 from vislab.core.checkpoint import load_weights, read_meta
-from vislab.core.errors import ConfigError, DataError
+from vislab.core.errors import ConfigError, DataError, UsageError
 from vislab.labs.fashion import lab as fashion
 from vislab.labs.fashion import refit
 from vislab.labs.fashion.config import FashionRunConfig, load_config
@@ -150,4 +150,6 @@ def test_an_ensemble_of_refits_takes_its_sources_thresholds(source, refitted, sy
     r = run("fashion", "ensemble", refit1, refit2, "--review-from", sources, "--precision", "0.9",
             "--out", tmp_path / "bad.json")
     assert r.returncode == 2 and "--precision" in r.stdout + r.stderr
+    with pytest.raises(UsageError, match="TTA"):  # the thresholds were chosen on the sources' TTA probabilities
+        ens.build([refit1, refit2], tmp_path / "bad.json", tta=False, progress=False, review_from=sources)
     assert not (tmp_path / "bad.json").exists()

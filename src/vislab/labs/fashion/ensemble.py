@@ -154,6 +154,9 @@ def build(paths: list[str | Path], out: str | Path, precision: float | None = No
     if out.suffix.lower() != ".json":
         raise UsageError(f"--out {out}: an ensemble file ends in .json")
     members = check_members(paths, review_from)
+    if review_from is not None and bool(read(review_from, verify=False)[0].get("tta")) != bool(tta):
+        raise UsageError(f"--review-from {review_from} chose its thresholds {'with' if not tta else 'without'} flip "
+                         f"TTA: build this file {'with --tta' if not tta else 'with --no-tta'} too")
     metas = [m for _, m in members]
     size = largest_size(metas)
     first = FashionRunConfig.model_validate(metas[0]["config"])
