@@ -45,7 +45,7 @@ CASES: list[tuple[list[str], int, list[str]]] = [
     (["cifar", "train", "--model", "cnnn"], 1,
      ["model.name (--model): unknown CIFAR model 'cnnn' (did you mean cnn?)"]),
     (["cifar", "train", "--model", "blocks:ABC"], 1, ["'blocks:ABC' has 3 block letters, needs 8"]),
-    (["fashion", "train", "train.epoch=3"], 1, ["train.epoch: unknown field; did you mean train.epochs?"]),
+    (["fashion", "train", "train.epoch=3"], 1, ["train.epoch: unknown field; did you mean train.epochs or train.stop_epoch?"]),
     (["fashion", "train", "--recipe", "fancy"], 1,
      ["unknown recipe 'fancy'; the fashion lab's recipes are baseline, tuned"]),
     (["fashion", "train", "--recipe", "tunned"], 1, ["(did you mean tuned?)"]),
