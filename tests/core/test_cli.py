@@ -71,7 +71,8 @@ def test_bad_values_fail_fast_with_the_flag_and_the_range(tmp_path):
 
 def test_unknown_fields_and_choices_suggest_the_nearest(tmp_path):
     res = _vislab("fashion", "train", "train.epoch=3")
-    assert res.returncode == 1 and "train.epoch: unknown field; did you mean train.epochs or train.stop_epoch?" in res.stderr
+    assert res.returncode == 1
+    assert "train.epoch: unknown field; did you mean train.epochs or train.stop_epoch?" in res.stderr
     res = _vislab("cifar", "train", "model.nmae=cnn")
     assert res.returncode == 1 and "did you mean model.name?" in res.stderr
     res = _vislab("fashion", "evaluate", tmp_path / "x.safetensors", "--split", "tset")
