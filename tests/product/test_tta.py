@@ -13,6 +13,15 @@ from helpers import run_cli as run
 from vislab.labs.fashion.predict import Predictor
 
 
+def _wait_ready(client) -> None:
+    """Wait (at most a minute) until the service's model has loaded."""
+    import time
+    t0 = time.monotonic()
+    while client.get("/readyz").status_code != 200:
+        assert time.monotonic() - t0 < 60
+        time.sleep(0.05)
+
+
 def _same(got: dict, want: dict) -> None:
     """The same labels and confidences (to 1e-3: another process, rounded to 4 places)."""
     for t, w in want["attributes"].items():
@@ -58,18 +67,13 @@ def test_cli_tta_in_predict_index_similar_and_serve(tiny_ckpt, catalog, tmp_path
 
 
 def test_service_reports_and_applies_tta(tiny_ckpt, catalog):
-    import time
-
     from fastapi.testclient import TestClient
 
     from vislab.product.serve.app import create_app
     from vislab.product.serve.settings import ServeSettings
     shoe = sorted((catalog / "shoes").glob("*.jpg"))[3]
     with TestClient(create_app(tiny_ckpt, ServeSettings(tta=True))) as c:
-        t0 = time.monotonic()
-        while c.get("/readyz").status_code != 200:
-            assert time.monotonic() - t0 < 60
-            time.sleep(0.05)
+        _wait_ready(c)
         assert c.get("/v1/model").json()["tta"] is True
         body = c.post("/v1/tag", files={"file": (shoe.name, shoe.read_bytes(), "image/jpeg")}).json()
     _same(body, Predictor.load(tiny_ckpt, tta=True).predict(shoe).as_dict())
@@ -103,11 +107,7 @@ def test_without_a_flag_the_model_runs_with_the_tta_its_thresholds_were_chosen_w
     assert {t: v["label"] for t, v in row["attributes"].items()} == {t: v["label"] for t, v in
                                                                      want["attributes"].items()}
     with TestClient(create_app(flipped, ServeSettings())) as c:
-        import time
-        t0 = time.monotonic()
-        while c.get("/readyz").status_code != 200:
-            assert time.monotonic() - t0 < 60
-            time.sleep(0.05)
+        _wait_ready(c)
         assert c.get("/v1/model").json()["tta"] is True
         body = c.post("/v1/tag", files={"file": (shoe.name, shoe.read_bytes(), "image/jpeg")}).json()
     _same(body, want)

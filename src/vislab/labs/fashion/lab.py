@@ -89,12 +89,10 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
     check_train_blocks(cfg.model.backbone, cfg.model.train_blocks)
     if not resume:
         resolve_teachers(cfg)  # before a run folder exists (a resumed run reads its cached teacher targets)
-    source = refit.source_of(cfg) if cfg.refit.source and not resume else None
-    if source:
-        cfg = refit.configure(cfg, source[1])
+    if cfg.refit.source and not resume:  # the source's best epoch, before the config is saved in the run folder
+        cfg = refit.configure(cfg, refit.source_of(cfg)[1])
     cfg, fabric, run_dir = open_run(cfg, resume)
-    if cfg.refit.source and source is None:
-        source = refit.source_of(cfg)
+    source = refit.source_of(cfg) if cfg.refit.source else None  # a resumed refit: from its saved config
     with fabric.rank_zero_first():
         prepared = prepare_data(cfg, progress=progress and fabric.is_global_zero)
     if fabric.is_global_zero:
