@@ -58,8 +58,20 @@ class SiameseModelConfig(Strict):
     train_blocks: int | None = None
     """Partial fine-tuning: train only the backbone's last this many stages (timm `blocks` or `stages`) and what
     follows them; the stem and earlier stages stay frozen. null: every layer."""
+    wccn: float | None = None
+    """Within-class covariance normalisation, fit in closed form after training (and for the untrained baseline) on
+    the training people's embeddings: centred, multiplied by the inverse square root of the within-person
+    covariance shrunk this far toward a multiple of the identity (0 < wccn <= 1), L2-normalised again. Stored in
+    the checkpoint as one linear layer. null: off."""
 
     _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
+
+    @field_validator("wccn")
+    @classmethod
+    def _shrinkage(cls, v):
+        if v is not None and not 0 < v <= 1:
+            raise ValueError(f"wccn is a shrinkage in (0, 1], got {v}")
+        return v
 
 
 CLASS_LOSSES = ("arcface", "cosface", "subcenter-arcface")

@@ -63,7 +63,8 @@ def cross_validate(cfg: SiameseRunConfig, data: FaceData, folds: int, out: str |
                **_held_out_scores(model, meta, d, tta),
                "train_seconds": sum(float(h.get("train_seconds", 0)) for h in meta.get("history", []))}
         if untrained:
-            row.update({f"baseline_{m}": v for m, v in _held_out_scores(*untrained, d, False).items()})
+            base = pretrained_features(cfg, d) if cfg.model.wccn is not None else untrained  # fit on the fold
+            row.update({f"baseline_{m}": v for m, v in _held_out_scores(*base, d, False).items()})
         rows.append(row)
     return {"folds": rows, **_summary(rows), **(_summary(rows, "baseline_") if baseline else {})}
 

@@ -54,6 +54,7 @@ from vislab.labs.siamese.model import EmbeddingNet
 from vislab.labs.siamese.objective import SiameseObjective, loss_head, train_loader
 from vislab.labs.siamese.plots import distance_distributions, neighbour_grid, verification_roc
 from vislab.labs.siamese.verification import folder_eval_dir, stored_verification
+from vislab.labs.siamese.whiten import fit_model
 
 # --------------------------------------------------------------------------- model
 
@@ -63,7 +64,7 @@ def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None, classes: 
     mc = cfg.model
     return EmbeddingNet(mc.backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
                         relu=mc.relu, normalize=mc.normalize, image_size=tuple(cfg.data.image_size),
-                        freeze_bn=mc.freeze_bn, train_blocks=mc.train_blocks,
+                        freeze_bn=mc.freeze_bn, train_blocks=mc.train_blocks, whiten=mc.wccn is not None,
                         loss_head=loss_head(cfg, classes) if classes else None, head_lr_mult=cfg.loss.class_lr_mult)
 
 
@@ -135,10 +136,30 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
     if fabric.is_global_zero:
         console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch} "
                       f"(by {tc.monitor})")
+        if cfg.model.wccn is not None:
+            whiten_checkpoints(run_dir, data, cfg, console)
         if report:
             evaluate_run(run_dir, data, history=result.history, console=console)
     fabric.barrier()
     return run_dir
+
+
+def whiten_checkpoints(run_dir: Path, data: FaceData, cfg: SiameseRunConfig, console=None) -> None:
+    """Fit the WCCN layer of the run's best and last checkpoints on the training people (model.wccn) and write it
+    into them; the embeddings before it are the trained network's, so fitting again gives the same layer."""
+    tta = bool(cfg.train.filled().tta)
+    idx = data.split.train
+    for name in ("best", "last"):
+        path = run_dir / "checkpoints" / f"{name}.safetensors"
+        if not path.is_file():
+            continue
+        model, meta, _ = load_model(path)
+        info = fit_model(model, data.images[idx], data.labels[idx], meta["mean"], meta["std"], cfg.model.wccn, tta)
+        ckpt.update_meta(path, {"wccn": info}, tensors={k: v.detach().numpy().copy()
+                                                        for k, v in model.whiten.state_dict(prefix="whiten.").items()})
+    if console:
+        console.print(f"WCCN fit on {info['people']} training people ({info['images']} images x {info['views']} "
+                      f"views, {info['dim']}-d, shrinkage {info['shrinkage']:g})")
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -337,12 +358,16 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
     return m
 
 
-def pretrained_features(cfg: SiameseRunConfig) -> tuple[EmbeddingNet, dict]:
-    """The backbone's pretrained pooled features, L2-normalised, as an embedding model (eval mode) and its meta."""
+def pretrained_features(cfg: SiameseRunConfig, data: FaceData | None = None) -> tuple[EmbeddingNet, dict]:
+    """The backbone's pretrained pooled features, L2-normalised, as an embedding model (eval mode) and its meta;
+    with model.wccn and `data`, whitened by WCCN fit on `data`'s training people (no gradient step either way)."""
     model = build_model(cfg)
-    model.proj = nn.Identity()
+    model.proj, model.whiten = nn.Identity(), None
     model.normalize, model.relu = True, False
     mean, std = _norm_of(model)
+    if cfg.model.wccn is not None and data is not None:
+        idx = data.split.train
+        fit_model(model, data.images[idx], data.labels[idx], mean, std, cfg.model.wccn, bool(cfg.train.filled().tta))
     return model.eval(), {"mean": mean, "std": std, "distance": "euclidean"}
 
 
@@ -351,10 +376,11 @@ def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, pr
     """The starting point: the backbone's pretrained pooled features, L2-normalised, without any
     training, evaluated exactly like a trained model (threshold from validation, test people)."""
     data = data or load_data(cfg, progress=progress)
-    model, meta = pretrained_features(cfg)
+    model, meta = pretrained_features(cfg, data)
     out = Path(out) if out else new_run_dir(cfg.out_dir, f"{cfg.name}-pretrained")
-    return evaluate_model(model, meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained",
-                          loss_name=f"none: {cfg.model.backbone} ImageNet features, no training")
+    wccn = "" if cfg.model.wccn is None else f", WCCN (shrinkage {cfg.model.wccn:g}) on the training people"
+    return evaluate_model(model, meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained{wccn}",
+                          loss_name=f"none: {cfg.model.backbone} ImageNet features, no training{wccn}")
 
 
 # --------------------------------------------------------------------------- verify / gallery

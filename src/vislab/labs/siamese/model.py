@@ -1,11 +1,12 @@
 """`EmbeddingNet` (registered as 'embedding'): a timm backbone -> Linear(embedding_dim), optional ReLU and
-L2 normalisation, with backbone/head parameter groups."""
+L2 normalisation, optional WCCN whitening (fit after training), with backbone/head parameter groups."""
 from __future__ import annotations
 
 import torch
 from torch import nn
 
 from vislab.core.models import backbone_data_config, create_backbone, freeze_stages, input_size_kwargs, register_model
+from vislab.labs.siamese.whiten import whitening_layer
 
 
 class EmbeddingNet(nn.Module):
@@ -18,7 +19,8 @@ class EmbeddingNet(nn.Module):
     def __init__(self, backbone: str | nn.Module = "tf_efficientnet_lite0", embedding_dim: int = 128,
                  pretrained: bool = True, relu: bool = False, normalize: bool = True,
                  image_size: tuple[int, int] | None = None, freeze_bn: bool = False,
-                 train_blocks: int | None = None, loss_head: nn.Module | None = None, head_lr_mult: float = 1.0):
+                 train_blocks: int | None = None, loss_head: nn.Module | None = None, head_lr_mult: float = 1.0,
+                 whiten: bool = False):
         super().__init__()
         self.freeze_bn = freeze_bn
         if embedding_dim < 1:
@@ -32,6 +34,8 @@ class EmbeddingNet(nn.Module):
         self.loss_head, self.head_lr_mult = loss_head, head_lr_mult
         """A loss's learned weights (ArcFace/CosFace: one per training person): trained and checkpointed with the
         network so that --resume is exact; never used to embed."""
+        self.whiten = whitening_layer(embedding_dim) if whiten else None
+        """WCCN (`whiten.py`): the identity while training, fit in closed form on the training people after it."""
         if train_blocks is not None:
             freeze_stages(self.backbone, train_blocks)
 
@@ -51,6 +55,10 @@ class EmbeddingNet(nn.Module):
             z = torch.relu(z)
         if self.normalize:
             z = nn.functional.normalize(z, dim=-1)
+        if self.whiten is not None:
+            z = self.whiten(z)
+            if self.normalize:
+                z = nn.functional.normalize(z, dim=-1)
         return z
 
     def param_groups(self, lr: float, backbone_lr_mult: float = 1.0) -> list[dict]:
