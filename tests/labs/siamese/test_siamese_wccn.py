@@ -106,3 +106,36 @@ def test_run_with_wccn_stores_the_layer_and_every_command_uses_it(faces, tmp_pat
                                   tmp_path / "plain", progress=False, data=data)
     assert "WCCN" in base["loss"] and "WCCN" not in plain["loss"]
     assert base["val_eer"] < plain["val_eer"]  # fit on the 22 training people, better on the 5 validation people
+
+
+def test_augmented_views_are_seeded_and_differ_from_the_images():
+    from vislab.core.transforms import BatchTransform
+    from vislab.labs.siamese.model import EmbeddingNet
+    from vislab.labs.siamese.whiten import augmented_embeddings
+    torch.manual_seed(0)
+    net = EmbeddingNet("resnet18", 8, pretrained=False, image_size=(32, 32)).eval()
+    imgs = np.random.default_rng(0).integers(0, 255, (5, 3, 32, 32), dtype=np.uint8)
+    aug = BatchTransform([0.5] * 3, [0.5] * 3, augment=True, max_rotate=10)
+    a = augmented_embeddings(net, imgs, aug, views=3, seed=1)
+    assert a.shape == (15, 8) and torch.equal(a, augmented_embeddings(net, imgs, aug, views=3, seed=1))
+    assert not torch.allclose(a, augmented_embeddings(net, imgs, aug, views=3, seed=2))
+    plain = S.embed(net, imgs, [0.5] * 3, [0.5] * 3)
+    assert not torch.allclose(a[:5], plain, atol=1e-3) and not torch.allclose(a[:5], a[5:10], atol=1e-3)
+
+
+@pytest.mark.realdata
+def test_without_fine_tuning_the_checkpoint_is_the_whitened_imagenet_features(faces, tmp_path):
+    cfg = load_config(None, [f"data.root={faces}", f"out_dir={tmp_path}", "data.image_size=[56,46]",
+                             "model.fine_tune=false", "model.wccn=0.3", "model.wccn_views=2", "train.tta=true"],
+                      model=SiameseRunConfig)
+    run = S.train(cfg, progress=False)
+    model, meta, _ = S.load_model(run / "checkpoints" / "best.safetensors")
+    assert meta["epoch"] == 0 and isinstance(model.proj, torch.nn.Identity) and model.embedding_dim == 1280
+    assert meta["wccn"]["views"] == 4 and meta["wccn"]["dim"] == 1280  # image, mirror and 2 augmented views
+    m = json.loads((run / "metrics.json").read_text())
+    assert "no fine-tuning" in m["loss"] and "2 augmented views" in m["loss"] and not (run / "history.csv").exists()
+    base = S.evaluate_pretrained(cfg, tmp_path / "base", progress=False)  # the same fit, by the baseline's path
+    assert base["auc"] == pytest.approx(m["auc"], abs=1e-6) and base["eer"] == pytest.approx(m["eer"], abs=1e-6)
+    plain = S.evaluate_pretrained(cfg.model_copy(update={"model": cfg.model.model_copy(update={"wccn": None})}),
+                                  tmp_path / "plain", progress=False)
+    assert m["val_eer"] < plain["val_eer"]

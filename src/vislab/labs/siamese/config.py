@@ -58,11 +58,18 @@ class SiameseModelConfig(Strict):
     train_blocks: int | None = None
     """Partial fine-tuning: train only the backbone's last this many stages (timm `blocks` or `stages`) and what
     follows them; the stem and earlier stages stay frozen. null: every layer."""
+    fine_tune: bool = True
+    """false: no gradient step. The embedding is the backbone's pooled ImageNet features (L2-normalised, no
+    projection; whitened when model.wccn is set) and `train` only fits the WCCN and writes the checkpoint."""
     wccn: float | None = None
     """Within-class covariance normalisation, fit in closed form after training (and for the untrained baseline) on
     the training people's embeddings: centred, multiplied by the inverse square root of the within-person
     covariance shrunk this far toward a multiple of the identity (0 < wccn <= 1), L2-normalised again. Stored in
     the checkpoint as one linear layer. null: off."""
+    wccn_views: int = Field(0, ge=0)
+    """WCCN: augmented views of each training image (the training augmentation: flip, shift, scale,
+    brightness/contrast, data.rotate) added to the fit as further samples of its person, so that the whitening
+    also discounts those changes; 0: the images alone (and their mirrors with train.tta)."""
 
     _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
 

@@ -65,7 +65,19 @@ def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None, classes: 
     return EmbeddingNet(mc.backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
                         relu=mc.relu, normalize=mc.normalize, image_size=tuple(cfg.data.image_size),
                         freeze_bn=mc.freeze_bn, train_blocks=mc.train_blocks, whiten=mc.wccn is not None,
+                        project=mc.fine_tune,
                         loss_head=loss_head(cfg, classes) if classes else None, head_lr_mult=cfg.loss.class_lr_mult)
+
+
+def describe(cfg: SiameseRunConfig) -> str:
+    """What a setting trains and fits, in words (reports, metrics.json's "loss")."""
+    mc = cfg.model
+    text = (SiameseObjective.from_config(cfg).describe() if mc.fine_tune
+            else f"none: {mc.backbone} ImageNet features, no fine-tuning")
+    if mc.wccn is not None:
+        views = f", {mc.wccn_views} augmented views" if mc.wccn_views else ""
+        text += f"; WCCN (shrinkage {mc.wccn:g}{views}) on the training people"
+    return text
 
 
 def load_model(path: str | Path, device: str = "cpu") -> tuple[EmbeddingNet, dict, SiameseRunConfig]:
@@ -123,38 +135,53 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
             "image_size": list(cfg.data.image_size), "distance": objective.distance}
     if fabric.is_global_zero:
         sz = data.split.sizes()
-        console.print(f"siamese {cfg.model.backbone} -> {cfg.model.embedding_dim}-d; loss {objective.describe()}; "
-                      f"{tc.optimizer} lr {tc.lr:g} {tc.scheduler} (step {tc.step_size}, gamma {tc.gamma:g}), "
-                      f"{tc.epochs} epochs, batch {tc.batch_size}; people train {sz['train']['people']} / "
-                      f"val {sz['val']['people']} / test {sz['test']['people']}"
+        how = (f"{tc.optimizer} lr {tc.lr:g} {tc.scheduler} (step {tc.step_size}, gamma {tc.gamma:g}), {tc.epochs} "
+               f"epochs, batch {tc.batch_size}" if cfg.model.fine_tune else "no gradient step")
+        console.print(f"siamese {cfg.model.backbone} -> {model.embedding_dim}-d; {describe(cfg)}; {how}; people "
+                      f"train {sz['train']['people']} / val {sz['val']['people']} / test {sz['test']['people']}"
                       + (f"; excluded {data.excluded}" if data.excluded else ""))
-    x = torch.from_numpy(np.array(data.images))  # writable, in memory
-    loader = train_loader(cfg, data, x)
-    val_loader = batch_loader(x, torch.from_numpy(data.labels), data.split.val, tc.eval_batch_size, shuffle=False)
-    trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
-    result = trainer.fit(model, objective, loader, val_loader, transform, resume=bool(resume))
+    if cfg.model.fine_tune:
+        x = torch.from_numpy(np.array(data.images))  # writable, in memory
+        loader = train_loader(cfg, data, x)
+        val_loader = batch_loader(x, torch.from_numpy(data.labels), data.split.val, tc.eval_batch_size, shuffle=False)
+        trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
+        result = trainer.fit(model, objective, loader, val_loader, transform, resume=bool(resume))
+        history = result.history
+    elif fabric.is_global_zero:  # no gradient step: the ImageNet features are the embedding
+        history = []
+        for name in ("best", "last"):
+            ckpt.save_weights(run_dir / "checkpoints" / f"{name}.safetensors", model.state_dict(),
+                              {**meta, "epoch": 0, "step": 0, "history": []})
     if fabric.is_global_zero:
-        console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch} "
-                      f"(by {tc.monitor})")
+        if cfg.model.fine_tune:
+            console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch} "
+                          f"(by {tc.monitor})")
         if cfg.model.wccn is not None:
             whiten_checkpoints(run_dir, data, cfg, console)
         if report:
-            evaluate_run(run_dir, data, history=result.history, console=console)
+            evaluate_run(run_dir, data, history=history, console=console)
     fabric.barrier()
     return run_dir
+
+
+def fit_whitening(model: EmbeddingNet, cfg: SiameseRunConfig, data: FaceData, mean, std) -> dict:
+    """Fit `model`'s WCCN layer on `data`'s training people: their images, mirrors (train.tta) and
+    model.wccn_views augmented copies (the training augmentation, seeded by train.seed)."""
+    idx, tc = data.split.train, cfg.train.filled()
+    aug = BatchTransform(mean, std, augment=True, max_rotate=cfg.data.rotate)
+    return fit_model(model, data.images[idx], data.labels[idx], mean, std, cfg.model.wccn, bool(tc.tta),
+                     cfg.model.wccn_views, aug, tc.seed)
 
 
 def whiten_checkpoints(run_dir: Path, data: FaceData, cfg: SiameseRunConfig, console=None) -> None:
     """Fit the WCCN layer of the run's best and last checkpoints on the training people (model.wccn) and write it
     into them; the embeddings before it are the trained network's, so fitting again gives the same layer."""
-    tta = bool(cfg.train.filled().tta)
-    idx = data.split.train
     for name in ("best", "last"):
         path = run_dir / "checkpoints" / f"{name}.safetensors"
         if not path.is_file():
             continue
         model, meta, _ = load_model(path)
-        info = fit_model(model, data.images[idx], data.labels[idx], meta["mean"], meta["std"], cfg.model.wccn, tta)
+        info = fit_whitening(model, cfg, data, meta["mean"], meta["std"])
         ckpt.update_meta(path, {"wccn": info}, tensors={k: v.detach().numpy().copy()
                                                         for k, v in model.whiten.state_dict(prefix="whiten.").items()})
     if console:
@@ -220,7 +247,7 @@ def evaluate_model(model: nn.Module, meta: dict, cfg: SiameseRunConfig, run_dir:
     threshold = choose_threshold(dv, sv)
     val_v = verification_metrics(dv, sv)
     scores, arrays = _score_test(model, meta, data, threshold, tta)
-    out = {"loss": loss_name or SiameseObjective.from_config(cfg).describe(), "checkpoint": source,
+    out = {"loss": loss_name or describe(cfg), "checkpoint": source,
            "best_epoch": meta.get("epoch"), "epochs": len(history or []), **scores,
            "tta": tta, "threshold_from": "validation pairs", "val_auc": val_v["auc"], "val_eer": val_v["eer"],
            "train_seconds": sum(float(h.get("train_seconds", 0)) for h in history or []),
@@ -340,7 +367,7 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
     t0 = time.time()
     tta = bool(cfg.train.filled().tta)
     scores, (et, lt, it, d, same, v) = _score_test(model, meta, data, float(ver["threshold"]), tta)
-    m = {"loss": SiameseObjective.from_config(cfg).describe(), "checkpoint": str(checkpoint), "data": str(root),
+    m = {"loss": describe(cfg), "checkpoint": str(checkpoint), "data": str(root),
          "best_epoch": meta.get("epoch"), "epochs": len(meta.get("history", [])), **scores,
          "tta": tta, "threshold_from": "the checkpoint's own validation people", "val_auc": ver.get("val_auc"),
          "val_eer": ver.get("val_eer"), "seen_people": seen, "train_seconds": 0.0, "split": data.split.sizes(),
@@ -361,13 +388,14 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
 def pretrained_features(cfg: SiameseRunConfig, data: FaceData | None = None) -> tuple[EmbeddingNet, dict]:
     """The backbone's pretrained pooled features, L2-normalised, as an embedding model (eval mode) and its meta;
     with model.wccn and `data`, whitened by WCCN fit on `data`'s training people (no gradient step either way)."""
+    cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"fine_tune": False, "relu": False,
+                                                                       "normalize": True})})
     model = build_model(cfg)
-    model.proj, model.whiten = nn.Identity(), None
-    model.normalize, model.relu = True, False
     mean, std = _norm_of(model)
     if cfg.model.wccn is not None and data is not None:
-        idx = data.split.train
-        fit_model(model, data.images[idx], data.labels[idx], mean, std, cfg.model.wccn, bool(cfg.train.filled().tta))
+        fit_whitening(model, cfg, data, mean, std)
+    else:
+        model.whiten = None
     return model.eval(), {"mean": mean, "std": std, "distance": "euclidean"}
 
 
@@ -378,9 +406,9 @@ def evaluate_pretrained(cfg: SiameseRunConfig, out: str | Path | None = None, pr
     data = data or load_data(cfg, progress=progress)
     model, meta = pretrained_features(cfg, data)
     out = Path(out) if out else new_run_dir(cfg.out_dir, f"{cfg.name}-pretrained")
-    wccn = "" if cfg.model.wccn is None else f", WCCN (shrinkage {cfg.model.wccn:g}) on the training people"
-    return evaluate_model(model, meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained{wccn}",
-                          loss_name=f"none: {cfg.model.backbone} ImageNet features, no training{wccn}")
+    name = describe(cfg.model_copy(update={"model": cfg.model.model_copy(update={"fine_tune": False})}))
+    return evaluate_model(model, meta, cfg, out, data, [], f"{cfg.model.backbone} pretrained, untrained",
+                          loss_name=name)
 
 
 # --------------------------------------------------------------------------- verify / gallery

@@ -20,7 +20,7 @@ class EmbeddingNet(nn.Module):
                  pretrained: bool = True, relu: bool = False, normalize: bool = True,
                  image_size: tuple[int, int] | None = None, freeze_bn: bool = False,
                  train_blocks: int | None = None, loss_head: nn.Module | None = None, head_lr_mult: float = 1.0,
-                 whiten: bool = False):
+                 whiten: bool = False, project: bool = True):
         super().__init__()
         self.freeze_bn = freeze_bn
         if embedding_dim < 1:
@@ -28,8 +28,10 @@ class EmbeddingNet(nn.Module):
         self.backbone = (create_backbone(backbone, pretrained=pretrained, **input_size_kwargs(backbone, image_size))
                          if isinstance(backbone, str) else backbone)
         self.backbone_name = backbone if isinstance(backbone, str) else type(backbone).__name__
+        if not project:  # the pooled backbone features are the embedding (model.fine_tune false)
+            embedding_dim = self.backbone.num_features
         self.embedding_dim, self.relu, self.normalize = embedding_dim, relu, normalize
-        self.proj = nn.Linear(self.backbone.num_features, embedding_dim)
+        self.proj = nn.Linear(self.backbone.num_features, embedding_dim) if project else nn.Identity()
         self.data_config = backbone_data_config(self.backbone)
         self.loss_head, self.head_lr_mult = loss_head, head_lr_mult
         """A loss's learned weights (ArcFace/CosFace: one per training person): trained and checkpointed with the

@@ -58,21 +58,42 @@ def set_whitening(layer: nn.Linear, a: torch.Tensor, b: torch.Tensor) -> None:
         layer.bias.copy_(b)
 
 
-def fit_model(model: nn.Module, images, labels, mean, std, shrinkage: float, tta: bool = False) -> dict:
+@torch.no_grad()
+def augmented_embeddings(model: nn.Module, images, transform: nn.Module, views: int, seed: int = 0,
+                         batch_size: int = 128) -> torch.Tensor:
+    """(views * N, D): the embeddings of `views` randomly augmented copies of each uint8 image (view-major),
+    drawn by `transform` in training mode from a generator seeded with `seed`."""
+    model.eval()
+    transform.train()
+    g = torch.Generator().manual_seed(seed)
+    out = [model(transform(torch.from_numpy(np.array(images[i:i + batch_size])), generator=g)).float()
+           for _ in range(views) for i in range(0, len(images), batch_size)]
+    return torch.cat(out)
+
+
+def fit_model(model: nn.Module, images, labels, mean, std, shrinkage: float, tta: bool = False,
+              views: int = 0, transform: nn.Module | None = None, seed: int = 0) -> dict:
     """Fit `model.whiten` (in place) on the embeddings the model makes without it of `images` (uint8, the
-    training people's), and with `tta` of their mirror images too (each view a sample of its person, as the
-    flip is a nuisance the whitening should discount). Returns what was fit, for the checkpoint's metadata."""
+    training people's), with `tta` of their mirror images too, and of `views` copies augmented by `transform`
+    (each a further sample of its person: the whitening learns to discount those changes). Returns what was
+    fit, for the checkpoint's metadata."""
     from vislab.labs.siamese.lab import embed
+    labels = np.asarray(labels)
     layer, model.whiten = model.whiten, None
     try:
-        e = embed(model, images, mean, std)
+        parts = [embed(model, images, mean, std)]
         if tta:
-            e = torch.cat([e, embed(model, np.ascontiguousarray(np.asarray(images)[..., ::-1]), mean, std)])
-            labels = np.concatenate([labels, labels])
+            parts.append(embed(model, np.ascontiguousarray(np.asarray(images)[..., ::-1]), mean, std))
+        if views:
+            if transform is None:
+                raise ValueError("augmented WCCN views need the training transform")
+            parts.append(augmented_embeddings(model, images, transform, views, seed))
+        e = torch.cat(parts)
+        labels = np.tile(labels, len(e) // len(labels))
     finally:
         model.whiten = layer
     if layer is None or layer.in_features != e.shape[1]:
         layer = model.whiten = whitening_layer(e.shape[1])
     set_whitening(layer, *fit_wccn(e, labels, shrinkage))
     return {"shrinkage": shrinkage, "people": int(len(np.unique(labels))), "images": int(len(images)),
-            "views": 2 if tta else 1, "dim": int(e.shape[1])}
+            "views": len(e) // len(images), "dim": int(e.shape[1])}
