@@ -205,10 +205,17 @@ def test_cross_validation_scores_each_fold_on_its_held_out_people_with_the_last_
 
 def test_default_config_is_the_cross_validated_choice_and_margins_refuse_a_loss_without_margin(tmp_path):
     from helpers import run_cli
-    d, old = (load_config(f"siamese/{n}", [], model=SiameseRunConfig) for n in ("default", "contrastive"))
-    assert (d.loss.loss, d.train.filled().epochs, d.train.filled().step_size) == ("multi-similarity", 20, 10)
+    d, ms, old = (load_config(f"siamese/{n}", [], model=SiameseRunConfig)
+                  for n in ("default", "multisim", "contrastive"))
+    assert (d.model.fine_tune, d.model.wccn, d.model.wccn_views, d.train.filled().tta) == (False, 0.2, 6, True)
+    assert (ms.loss.loss, ms.train.filled().epochs, ms.train.filled().step_size) == ("multi-similarity", 20, 10)
+    assert ms.model.fine_tune and ms.model.wccn is None
     assert (old.loss.loss, old.loss.form, old.train.filled().epochs) == ("contrastive", "hadsell", 10)
-    r = run_cli("siamese", "margins", "-c", "siamese/default", "--data", tmp_path)
+    r = run_cli("siamese", "margins", "-c", "siamese/multisim", "--data", tmp_path)
     assert r.returncode == 2 and "has no margin to study" in r.stderr + r.stdout
+    for cmd in (["search"], ["margins", "--loss", "contrastive"], ["train", "--epochs", "2"]):  # nothing to tune
+        r = run_cli("siamese", *cmd, "-c", "siamese/default", "--data", tmp_path)
+        out = r.stderr + r.stdout
+        assert r.returncode == 2 and "model.fine_tune=false" in out and "siamese/multisim" in out
     r = run_cli("siamese", "cv", "--folds", "1", "--data", tmp_path)
     assert r.returncode == 2 and "--folds" in r.stderr + r.stdout

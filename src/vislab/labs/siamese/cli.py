@@ -63,6 +63,12 @@ def _seeds(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def _needs_fine_tuning(cfg, why: str) -> None:
+    if not cfg.model.fine_tune:
+        raise typer.BadParameter(f"{why}, and this config has model.fine_tune=false (no gradient step); use "
+                                 "-c siamese/multisim or siamese/contrastive, or model.fine_tune=true", param_hint="-c")
+
+
 def _image(path: Path) -> Path:
     """An image argument that must exist, checked before the model is loaded."""
     from vislab.core.errors import DataError
@@ -90,6 +96,12 @@ def siamese_train_cmd(overrides: Overrides = None, config: ConfigOpt = None, dat
     cfg = build_siamese_config(config, overrides, data=data, loss=loss, form=form, margin=margin, miner=miner,
                                distance=distance, embedding_dim=embedding_dim, backbone=backbone,
                                pretrained=pretrained, out=out, name=name, **engine)
+    training = {"--loss": loss, "--form": form, "--margin": margin, "--miner": miner, "--distance": distance,
+                "--embedding-dim": embedding_dim, **{f"--{k.replace('_', '-')}": engine.get(k)
+                                                     for k in ("epochs", "max_steps", "batch_size", "lr")}}
+    given = [k for k, v in training.items() if v is not None]
+    if given:
+        _needs_fine_tuning(cfg, f"{', '.join(given)} set how the network trains")
     if resume is None:
         require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import lab as siamese
@@ -117,6 +129,7 @@ def siamese_search_cmd(overrides: Overrides = None, config: ConfigOpt = None, da
     """Optuna search over lr, margin, step_size, gamma, epochs, embedding_dim and loss; resumable."""
     cfg = build_siamese_config(config, overrides, data=data, trials=trials, sampler=sampler, objective=objective,
                                storage=storage, retrain=retrain, out=out, name=name)
+    _needs_fine_tuning(cfg, "search varies training settings")
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 
@@ -288,6 +301,7 @@ def siamese_margins_cmd(overrides: Overrides = None, config: ConfigOpt = None, d
     if cfg.loss.loss not in ("contrastive", "triplet"):
         raise typer.BadParameter(f"loss {cfg.loss.loss} has no margin to study; use --loss contrastive|triplet "
                                  "or -c siamese/contrastive", param_hint="--loss")
+    _needs_fine_tuning(cfg, "the margin is a training setting")
     require_path(cfg.data.root, "--data (data.root)")
     from vislab.labs.siamese import studies
 

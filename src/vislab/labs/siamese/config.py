@@ -1,5 +1,6 @@
 """Siamese lab configuration (data, model, loss, train, search) and its recipe. Packaged YAMLs:
-`-c siamese/default`, `siamese/contrastive`, `siamese/triplet`, `siamese/hadsell`, `siamese/original`, `siamese/cv`."""
+`-c siamese/default`, `siamese/multisim`, `siamese/contrastive`, `siamese/triplet`, `siamese/hadsell`,
+`siamese/original`, `siamese/cv`."""
 from __future__ import annotations
 
 from pathlib import Path
