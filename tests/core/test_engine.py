@@ -421,3 +421,16 @@ def test_monitor_chooses_the_best_checkpoint(synthetic_root, tmp_path):
     t = Trainer(TrainConfig(recipe="baseline", accelerator="cpu", monitor="val_auc"), tmp_path, progress=False)
     with pytest.raises(ValueError, match="not a history column"):
         t._monitor_score({"val_loss": 0.3})
+
+
+def test_new_run_dir_never_reuses_a_folder_with_results(tmp_path):
+    """A second study of the same name (splits, cv, compare) gets name-2 instead of overwriting the first's
+    results; an empty folder left by nothing is reused."""
+    from vislab.core.engine import new_run_dir
+    first = new_run_dir(tmp_path, "s-splits")
+    assert first == tmp_path / "s-splits" and new_run_dir(tmp_path, "s-splits") == first  # empty: reused
+    (first / "splits.json").write_text("{}")
+    second = new_run_dir(tmp_path, "s-splits")
+    assert second == tmp_path / "s-splits-2"
+    (second / "checkpoints").mkdir()
+    assert new_run_dir(tmp_path, "s-splits") == tmp_path / "s-splits-3"

@@ -104,11 +104,17 @@ def flatten_metrics(m: dict[str, dict[str, float]], prefix: str) -> dict[str, fl
     return out
 
 
+def _taken(d: Path) -> bool:
+    """A run (its checkpoints) or a study (its report or a results .json: splits, cross-validation, comparison) is
+    already in `d`."""
+    return (d / "checkpoints").exists() or (d / "report.html").exists() or any(d.glob("*.json"))
+
+
 def new_run_dir(out_dir: str | Path, name: str) -> Path:
-    """out_dir/name, or out_dir/name-2, -3 ... when that run already has checkpoints."""
+    """out_dir/name, or out_dir/name-2, -3 ... when that folder already holds a run or a study's results."""
     base = Path(out_dir) / name
     d, k = base, 1
-    while (d / "checkpoints").exists():
+    while _taken(d):
         k += 1
         d = base.with_name(f"{name}-{k}")
     d.mkdir(parents=True, exist_ok=True)

@@ -139,3 +139,21 @@ def test_without_fine_tuning_the_checkpoint_is_the_whitened_imagenet_features(fa
     plain = S.evaluate_pretrained(cfg.model_copy(update={"model": cfg.model.model_copy(update={"wccn": None})}),
                                   tmp_path / "plain", progress=False)
     assert m["val_eer"] < plain["val_eer"]
+
+
+def test_data_scale_sets_the_zoom_of_training_and_wccn_views():
+    """data.scale is the zoom range of the training augmentation (and so of the WCCN views): an image of a centred
+    square zoomed by up to 30% changes the square's size far more than with up to 2%; 1 or below 0 is refused."""
+    sq = np.zeros((64, 3, 40, 40), dtype=np.uint8)
+    sq[:, :, 12:28, 12:28] = 255
+    sizes = {}
+    for scale in (0.02, 0.3):
+        cfg = SiameseRunConfig(data={"scale": scale})
+        aug = S.augmentation(cfg, [0.0] * 3, [1 / 255] * 3).train()
+        aug.max_shift, aug.jitter, aug.flip = 0.0, 0.0, False
+        out = aug(torch.from_numpy(sq), generator=torch.Generator().manual_seed(0))
+        sizes[scale] = (out[:, 0] > 127).sum((1, 2)).float()  # the square's area in pixels
+    assert sizes[0.02].std() < 15 and sizes[0.3].std() > 40  # 0.3: areas from ~0.5x to ~1.7x of 256
+    for bad in (1.0, -0.1):
+        with pytest.raises(ValueError):
+            SiameseRunConfig(data={"scale": bad})

@@ -38,6 +38,9 @@ class SiameseDataConfig(Strict):
     rotate: float = 0.0
     """Training augmentation (with train.augment, beside flip, small shift/scale, brightness/contrast): a random
     rotation of up to this many degrees either way."""
+    scale: float = Field(0.08, ge=0, lt=1)
+    """Training augmentation and the WCCN's augmented views: a random zoom of up to this fraction either way
+    (0.08: 0.92x to 1.08x)."""
 
     _split_sums_to_one = field_validator("split")(classmethod(lambda cls, v: check_split(v)))
 

@@ -107,6 +107,12 @@ def embed(model: nn.Module, images, mean, std, batch_size: int = 128, tta: bool 
     return torch.cat(out) if out else torch.zeros(0, getattr(model, "embedding_dim", 1))
 
 
+def augmentation(cfg: SiameseRunConfig, mean, std, augment: bool = True) -> BatchTransform:
+    """The training augmentation (flip, shift, data.scale zoom, brightness/contrast, data.rotate), also the WCCN's
+    augmented views."""
+    return BatchTransform(mean, std, augment=augment, max_rotate=cfg.data.rotate, max_scale=cfg.data.scale)
+
+
 def _norm_of(model: EmbeddingNet) -> tuple[list[float], list[float]]:
     dc = model.data_config
     return list(dc.get("mean", (0.5, 0.5, 0.5))), list(dc.get("std", (0.5, 0.5, 0.5)))
@@ -129,7 +135,7 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
     model = build_model(cfg, classes=len(data.split.people["train"]))
     mean, std = _norm_of(model)
     objective = SiameseObjective.from_config(cfg, model.loss_head, data.split.people["train"])
-    transform = BatchTransform(mean, std, augment=tc.augment, max_rotate=cfg.data.rotate)
+    transform = augmentation(cfg, mean, std, tc.augment)
     meta = {"lab": "siamese", "config": cfg.model_dump(mode="json"), "mean": mean, "std": std, "people": data.people,
             "split_people": {k: [data.people[p] for p in v] for k, v in data.split.people.items()},
             "image_size": list(cfg.data.image_size), "distance": objective.distance}
@@ -168,7 +174,7 @@ def fit_whitening(model: EmbeddingNet, cfg: SiameseRunConfig, data: FaceData, me
     """Fit `model`'s WCCN layer on `data`'s training people: their images, mirrors (train.tta) and
     model.wccn_views augmented copies (the training augmentation, seeded by train.seed)."""
     idx, tc = data.split.train, cfg.train.filled()
-    aug = BatchTransform(mean, std, augment=True, max_rotate=cfg.data.rotate)
+    aug = augmentation(cfg, mean, std)
     return fit_model(model, data.images[idx], data.labels[idx], mean, std, cfg.model.wccn, bool(tc.tta),
                      cfg.model.wccn_views, aug, tc.seed)
 
