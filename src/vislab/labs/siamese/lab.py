@@ -153,17 +153,20 @@ def train(cfg: SiameseRunConfig, resume: str | Path | None = None, progress: boo
         trainer = Trainer(tc, run_dir, fabric=fabric, meta=meta, progress=progress, console=console)
         result = trainer.fit(model, objective, loader, val_loader, transform, resume=bool(resume))
         history = result.history
-    elif fabric.is_global_zero:  # no gradient step: the ImageNet features are the embedding
+    elif fabric.is_global_zero:  # no gradient step: the ImageNet features are the embedding, whitened once
         history = []
-        for name in ("best", "last"):
+        fitted = {"wccn": fit_whitening(model, cfg, data, mean, std)} if cfg.model.wccn is not None else {}
+        for name in ("best", "last"):  # the same network: fit once, write twice
             ckpt.save_weights(run_dir / "checkpoints" / f"{name}.safetensors", model.state_dict(),
-                              {**meta, "epoch": 0, "step": 0, "history": []})
+                              {**meta, "epoch": 0, "step": 0, "history": [], **fitted})
+        if fitted:
+            _print_wccn(console, fitted["wccn"])
     if fabric.is_global_zero:
         if cfg.model.fine_tune:
             console.print(f"trained {result.steps} steps in {result.seconds:.0f} s; best epoch {result.best_epoch} "
                           f"(by {tc.monitor})")
-        if cfg.model.wccn is not None:
-            whiten_checkpoints(run_dir, data, cfg, console)
+            if cfg.model.wccn is not None:
+                whiten_checkpoints(run_dir, data, cfg, console)
         if report:
             evaluate_run(run_dir, data, history=history, console=console)
     fabric.barrier()
@@ -191,8 +194,12 @@ def whiten_checkpoints(run_dir: Path, data: FaceData, cfg: SiameseRunConfig, con
         ckpt.update_meta(path, {"wccn": info}, tensors={k: v.detach().numpy().copy()
                                                         for k, v in model.whiten.state_dict(prefix="whiten.").items()})
     if console:
-        console.print(f"WCCN fit on {info['people']} training people ({info['images']} images x {info['views']} "
-                      f"views, {info['dim']}-d, shrinkage {info['shrinkage']:g})")
+        _print_wccn(console, info)
+
+
+def _print_wccn(console, info: dict) -> None:
+    console.print(f"WCCN fit on {info['people']} training people ({info['images']} images x {info['views']} "
+                  f"views, {info['dim']}-d, shrinkage {info['shrinkage']:g})")
 
 
 # --------------------------------------------------------------------------- evaluate
