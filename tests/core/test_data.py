@@ -434,6 +434,29 @@ def test_batch_transform_does_not_change_hue():
     assert (red > 200 / 255 * 0.85).all() and (red < 200 / 255 * 1.25).all()
 
 
+def test_gaussian_blur_is_per_image_and_keeps_the_mean():
+    """Each image gets its own sigma: 0 leaves it as it was; a point spreads into the 2-D Gaussian of its sigma
+    (centre 1 / (2 pi sigma^2), the total kept); max_blur draws sigmas in [0, max_blur] only when set."""
+    from vislab.core.transforms import gaussian_blur
+    x = torch.zeros(3, 2, 25, 25)
+    x[:, :, 12, 12] = 1.0
+    y = gaussian_blur(x, torch.tensor([0.0, 1.0, 2.5]))
+    assert torch.allclose(y[0], x[0], atol=1e-6)
+    for i, s in ((1, 1.0), (2, 2.5)):
+        assert y[i, 1].sum().item() == pytest.approx(1.0, abs=1e-5)
+        assert y[i, 0, 12, 12].item() == pytest.approx(1 / (2 * np.pi * s * s), rel=0.03)
+        assert y[i, 0, 12, 12 + round(s)] < y[i, 0, 12, 12]
+    edges = torch.zeros(32, 3, 16, 16, dtype=torch.uint8)
+    edges[..., ::2] = 255  # stripes: blur flattens them
+    bt = BatchTransform([0.0] * 3, [1 / 255] * 3, augment=True, max_shift=0, max_scale=0, jitter=0, flip=False)
+    sharp = bt.train()(edges, torch.Generator().manual_seed(0))
+    bt.max_blur = 2.0
+    soft = bt(edges, torch.Generator().manual_seed(0))
+    contrast = (soft[..., 1:] - soft[..., :-1]).abs().mean((1, 2, 3))
+    assert torch.allclose(sharp, bt.eval()(edges), atol=1e-2)  # no blur unless max_blur is set
+    assert contrast.median() < 100 and contrast.max() - contrast.min() > 50  # sigmas differ per image
+
+
 def test_array_dataset_getitems_matches_getitem():
     x = np.arange(20 * 3, dtype=np.int64).reshape(20, 3)
     y = np.arange(20) * 10

@@ -84,7 +84,10 @@ def test_a_wrong_cifar_graph_fails_the_gate_and_the_cli_refusals(shapes, tmp_pat
     assert not (tmp_path / "bad.onnx").exists()
 
 
-def test_siamese_export_gives_the_embedding_verify_uses(tmp_path):
+@pytest.mark.parametrize("extra", [{}, {"model.fine_tune": "false", "model.wccn": 0.3, "model.feature_level": 2,
+                                    "model.feature_grid": 2}], ids=["fine-tuned", "grid-wccn"])
+def test_siamese_export_gives_the_embedding_verify_uses(tmp_path, extra):
+    """A fine-tuned projection, and the untrained grid of an intermediate feature map whitened by WCCN."""
     from vislab.core.data.images import load_image
     from vislab.labs.siamese import lab as S
     from vislab.labs.siamese.config import SiameseRunConfig
@@ -94,25 +97,27 @@ def test_siamese_export_gives_the_embedding_verify_uses(tmp_path):
     root = write_people(tmp_path / "faces", {f"p{k}": 6 for k in range(12)}, size=(40, 32))
     ov = {"data.root": root, "data.image_size": "[40,32]", "data.cache_dir": tmp_path / "cache",
           "model.backbone": "test_efficientnet", "model.pretrained": "false", "model.embedding_dim": 16,
-          "train.epochs": 1, "train.batch_size": 8, "out_dir": tmp_path / "runs", "name": "faces"}
+          "train.epochs": 1, "train.batch_size": 8, "out_dir": tmp_path / "runs", "name": "faces", **extra}
     cfg = load_config(None, [f"{k}={v}" for k, v in ov.items()], model=SiameseRunConfig)
     run_dir = S.train(cfg, progress=False)  # the report writes verification.json (the validation threshold)
     path, report = export_onnx(run_dir, tmp_path / "faces.onnx")
     meta = read_onnx_meta(path)
     verification = json.loads((run_dir / "verification.json").read_text())
     assert meta["lab"] == "siamese" and meta["outputs"] == {} and meta["input"]["size"] == [40, 32]
-    assert meta["embedding"] == {"name": "embedding", "kind": "face embedding", "dim": 16, "l2_normalised": True,
+    net, ck, _ = S.load_model(run_dir / "checkpoints" / "best.safetensors")
+    dim = 16 if not extra else net.backbone.feature_info[2]["num_chs"] * 4
+    assert net.embedding_dim == dim and (net.whiten is not None) == bool(extra)
+    assert meta["embedding"] == {"name": "embedding", "kind": "face embedding", "dim": dim, "l2_normalised": True,
                                  "distance": "euclidean"}
     assert meta["verification"]["threshold"] == verification["threshold"]
     data = load_data(cfg, progress=False)
     assert report["images"] == len(data.split.test) and report["label_agreement"] == {}
     assert report["max_abs_embedding_diff"] < 1e-4
-    net, ck, _ = S.load_model(run_dir / "checkpoints" / "best.safetensors")
     images = np.asarray(data.images[:9])
     want = S.embed(net, images, ck["mean"], ck["std"]).numpy()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     got = sess.run(["embedding"], {"image": images})[0]
-    assert got.shape == (9, 16) and np.abs(got - want).max() < 1e-4
+    assert got.shape == (9, dim) and np.abs(got - want).max() < 1e-4
     assert np.linalg.norm(got, axis=1) == pytest.approx(np.ones(9), abs=1e-5)
     # the same/different decision a consumer makes from the file and its metadata alone is verify's
     a, b = root / "p0" / "0.pgm", root / "p3" / "1.pgm"

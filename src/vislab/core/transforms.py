@@ -1,5 +1,5 @@
 """`BatchTransform`: uint8 batch -> normalised float batch on the training device, with vectorised
-per-sample augmentation (flip, scale, shift, brightness/contrast) and progressive resizing in training mode;
+per-sample augmentation (flip, scale, shift, brightness/contrast, blur) and progressive resizing in training mode;
 `resize_scale` is the progressive-resizing schedule."""
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class BatchTransform(torch.nn.Module):
 
     Runs on whatever device the batch is on (GPU in training), vectorised over the batch:
     random horizontal flip, small scale/shift (edges replicated: product photos sit on white),
-    brightness/contrast jitter, and a small rotation when `max_rotate` (degrees) is set. No hue or saturation
+    brightness/contrast jitter, a small rotation when `max_rotate` (degrees) is set, and a Gaussian blur of a
+    random standard deviation in [0, `max_blur`] pixels when that is set (defocus, motion). No hue or saturation
     change: colour is a label.
     `scale` < 1 (progressive resizing, set by the engine each epoch) shrinks training batches first (antialiased
     bilinear, sides rounded to a multiple of 8); evaluation always sees the full size.
@@ -36,12 +37,13 @@ class BatchTransform(torch.nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float], augment: bool = False,
                  flip: bool = True, max_shift: float = 0.06, max_scale: float = 0.08, jitter: float = 0.1,
-                 channels_last: bool = True, max_rotate: float = 0.0):
+                 channels_last: bool = True, max_rotate: float = 0.0, max_blur: float = 0.0):
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=False)
         self.augment, self.flip = augment, flip
         self.max_shift, self.max_scale, self.jitter, self.max_rotate = max_shift, max_scale, jitter, max_rotate
+        self.max_blur = max_blur
         self.channels_last = channels_last
         self.scale = 1.0
 
@@ -78,4 +80,21 @@ class BatchTransform(torch.nn.Module):
             c = u(1 - self.jitter, 1 + self.jitter).view(n, 1, 1, 1)
             m = x.mean(dim=(2, 3), keepdim=True)  # per channel: a uniform colour keeps its channel ratios
             x = ((x - m) * c + m) * b
+        if self.max_blur:  # drawn only when on, like the rotation
+            x = gaussian_blur(x, u(0, self.max_blur))
         return x.clamp_(0, 1)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """Each image of the batch `x` (N, C, H, W) blurred by a Gaussian of its own standard deviation `sigma` (N,)
+    in pixels (0: unchanged), separably, edges replicated."""
+    n, c, h, w = x.shape
+    r = max(1, math.ceil(3 * float(sigma.max())))
+    t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)
+    s = sigma.to(x.dtype).clamp(min=1e-3).view(n, 1)
+    k = torch.exp(-0.5 * (t / s) ** 2)
+    k = (k / k.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (N*C, 2r+1): one kernel per image and channel
+    y = torch.nn.functional.pad(x.reshape(1, n * c, h, w), (r, r, r, r), mode="replicate")
+    y = torch.nn.functional.conv2d(y, k.view(n * c, 1, 1, -1), groups=n * c)
+    y = torch.nn.functional.conv2d(y, k.view(n * c, 1, -1, 1), groups=n * c)
+    return y.view(n, c, h, w)

@@ -207,8 +207,8 @@ def test_default_config_is_the_cross_validated_choice_and_margins_refuse_a_loss_
     from helpers import run_cli
     d, ms, old = (load_config(f"siamese/{n}", [], model=SiameseRunConfig)
                   for n in ("default", "multisim", "contrastive"))
-    assert (d.model.fine_tune, d.model.wccn, d.model.wccn_views, d.train.filled().tta, d.data.image_size) == (
-        False, 0.1, 6, True, (224, 184))
+    assert (d.model.fine_tune, d.model.wccn, d.model.wccn_views, d.train.filled().tta, d.data.image_size,
+            d.model.feature_level, d.model.feature_grid, d.data.blur) == (False, 0.1, 6, True, (224, 184), 4, 3, 8)
     assert (ms.loss.loss, ms.train.filled().epochs, ms.train.filled().step_size) == ("multi-similarity", 20, 10)
     assert ms.model.fine_tune and ms.model.wccn is None
     assert (old.loss.loss, old.loss.form, old.train.filled().epochs) == ("contrastive", "hadsell", 10)

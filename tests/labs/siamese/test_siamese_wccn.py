@@ -157,3 +157,41 @@ def test_data_scale_sets_the_zoom_of_training_and_wccn_views():
     for bad in (1.0, -0.1):
         with pytest.raises(ValueError):
             SiameseRunConfig(data={"scale": bad})
+
+
+def test_feature_level_pools_an_intermediate_map_into_a_grid():
+    """model.feature_level/feature_grid: the embedding is that timm feature map average-pooled into grid x grid
+    cells of a 2x2 grid are means over their quarter of the map, one cell the whole map's mean; a level the
+    backbone lacks is refused."""
+    from vislab.labs.siamese.model import EmbeddingNet
+    torch.manual_seed(0)
+    kw = dict(pretrained=False, normalize=False, project=False, image_size=(64, 48))
+    g2 = EmbeddingNet("tf_efficientnet_lite0", feature_level=3, grid=2, **kw).eval()
+    g1 = EmbeddingNet(g2.backbone, feature_level=3, grid=1, **kw).eval()
+    assert g2.embedding_dim == 112 * 4 and g1.embedding_dim == 112
+    x = torch.randn(3, 3, 64, 48)  # level 3 (stride 16): a 4x3 map; 2x2 cells of 2x2 and 2x1 positions
+    with torch.no_grad():
+        cells = g2(x).view(3, 112, 2, 2)
+        (fmap,) = g2.backbone.forward_intermediates(x, indices=[3], intermediates_only=True)
+        assert fmap.shape == (3, 112, 4, 3)
+        assert torch.allclose(cells[..., 0, 0], fmap[..., :2, :2].mean((-2, -1)), atol=1e-5)
+        assert torch.allclose(g1(x), fmap.mean((-2, -1)), atol=1e-5)
+    with pytest.raises(ValueError, match="feature level 5 is not one of"):
+        EmbeddingNet("tf_efficientnet_lite0", feature_level=5, **kw)
+    for bad in ("model.feature_grid=0", "model.feature_level=-1"):
+        with pytest.raises(ConfigError):
+            load_config(None, [bad], model=SiameseRunConfig)
+
+
+@pytest.mark.realdata
+def test_grid_features_run_round_trips_through_the_checkpoint(faces, tmp_path):
+    cfg = load_config(None, [f"data.root={faces}", f"out_dir={tmp_path}", "data.image_size=[64,52]",
+                             "model.fine_tune=false", "model.wccn=0.3", "model.feature_level=3",
+                             "model.feature_grid=2"], model=SiameseRunConfig)
+    run = S.train(cfg, progress=False)
+    model, meta, _ = S.load_model(run / "checkpoints" / "best.safetensors")
+    assert model.embedding_dim == 448 and meta["wccn"]["dim"] == 448 and model.grid == 2
+    m = json.loads((run / "metrics.json").read_text())
+    assert "feature level 3 pooled 2x2" in m["loss"] and 0.5 < m["auc"] <= 1.0
+    a, b = sorted((faces / "s10").glob("*.pgm"))[:2]
+    assert S.verify(run, a, b)["distance"] >= 0

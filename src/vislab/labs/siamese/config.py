@@ -41,6 +41,9 @@ class SiameseDataConfig(Strict):
     scale: float = Field(0.08, ge=0, lt=1)
     """Training augmentation and the WCCN's augmented views: a random zoom of up to this fraction either way
     (0.08: 0.92x to 1.08x)."""
+    blur: float = Field(0.0, ge=0)
+    """Training augmentation and the WCCN's augmented views: a Gaussian blur of a random standard deviation of up
+    to this many pixels of the decoded image (a face out of focus or moving); 0: none."""
 
     _split_sums_to_one = field_validator("split")(classmethod(lambda cls, v: check_split(v)))
 
@@ -65,6 +68,14 @@ class SiameseModelConfig(Strict):
     fine_tune: bool = True
     """false: no gradient step. The embedding is the backbone's pooled ImageNet features (L2-normalised, no
     projection; whitened when model.wccn is set) and `train` only fits the WCCN and writes the checkpoint."""
+    feature_level: int | None = Field(None, ge=0)
+    """The embedding's input: null, the backbone's pooled final features; an index into timm's `feature_info` (0:
+    the first, stride-2 map, ... the last), that intermediate feature map instead, average-pooled into
+    model.feature_grid x model.feature_grid cells and concatenated (C x grid^2 features; the layers after it are
+    not run)."""
+    feature_grid: int = Field(1, ge=1)
+    """With model.feature_level: the cells per side the feature map is pooled into (1: one global average); more
+    cells keep where on the face each feature was seen."""
     wccn: float | None = None
     """Within-class covariance normalisation, fit in closed form after training (and for the untrained baseline) on
     the training people's embeddings: centred, multiplied by the inverse square root of the within-person

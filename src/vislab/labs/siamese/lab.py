@@ -65,7 +65,7 @@ def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None, classes: 
     return EmbeddingNet(mc.backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
                         relu=mc.relu, normalize=mc.normalize, image_size=tuple(cfg.data.image_size),
                         freeze_bn=mc.freeze_bn, train_blocks=mc.train_blocks, whiten=mc.wccn is not None,
-                        project=mc.fine_tune,
+                        project=mc.fine_tune, feature_level=mc.feature_level, grid=mc.feature_grid,
                         loss_head=loss_head(cfg, classes) if classes else None, head_lr_mult=cfg.loss.class_lr_mult)
 
 
@@ -74,6 +74,8 @@ def describe(cfg: SiameseRunConfig) -> str:
     mc = cfg.model
     text = (SiameseObjective.from_config(cfg).describe() if mc.fine_tune
             else f"none: {mc.backbone} ImageNet features, no fine-tuning")
+    if mc.feature_level is not None:
+        text += f"; feature level {mc.feature_level} pooled {mc.feature_grid}x{mc.feature_grid}"
     if mc.wccn is not None:
         views = f", {mc.wccn_views} augmented views" if mc.wccn_views else ""
         text += f"; WCCN (shrinkage {mc.wccn:g}{views}) on the training people"
@@ -108,9 +110,10 @@ def embed(model: nn.Module, images, mean, std, batch_size: int = 128, tta: bool 
 
 
 def augmentation(cfg: SiameseRunConfig, mean, std, augment: bool = True) -> BatchTransform:
-    """The training augmentation (flip, shift, data.scale zoom, brightness/contrast, data.rotate), also the WCCN's
-    augmented views."""
-    return BatchTransform(mean, std, augment=augment, max_rotate=cfg.data.rotate, max_scale=cfg.data.scale)
+    """The training augmentation (flip, shift, data.scale zoom, brightness/contrast, data.rotate, data.blur), also
+    the WCCN's augmented views."""
+    return BatchTransform(mean, std, augment=augment, max_rotate=cfg.data.rotate, max_scale=cfg.data.scale,
+                          max_blur=cfg.data.blur)
 
 
 def _norm_of(model: EmbeddingNet) -> tuple[list[float], list[float]]:
