@@ -402,8 +402,9 @@ def evaluate_folder(checkpoint: str | Path, root: str | Path, out: str | Path | 
 
 
 def pretrained_features(cfg: SiameseRunConfig, data: FaceData | None = None) -> tuple[EmbeddingNet, dict]:
-    """The backbone's pretrained pooled features, L2-normalised, as an embedding model (eval mode) and its meta;
-    with model.wccn and `data`, whitened by WCCN fit on `data`'s training people (no gradient step either way)."""
+    """The backbone's pretrained features (pooled, or the model.feature_level map in model.feature_grid cells),
+    L2-normalised, as an embedding model (eval mode) and its meta; with model.wccn and `data`, whitened by WCCN fit
+    on `data`'s training people (no gradient step either way)."""
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"fine_tune": False, "relu": False,
                                                                        "normalize": True})})
     model = build_model(cfg)
