@@ -87,7 +87,8 @@ class BatchTransform(torch.nn.Module):
 
 def gaussian_blur(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """Each image of the batch `x` (N, C, H, W) blurred by a Gaussian of its own standard deviation `sigma` (N,)
-    in pixels (0: unchanged), separably, edges replicated."""
+    in pixels (0: unchanged), separably, edges replicated. torchvision's gaussian_blur takes one sigma per call;
+    this is one grouped convolution for the whole batch."""
     n, c, h, w = x.shape
     r = max(1, math.ceil(3 * float(sigma.max())))
     t = torch.arange(-r, r + 1, dtype=x.dtype, device=x.device)

@@ -66,8 +66,9 @@ class SiameseModelConfig(Strict):
     """Partial fine-tuning: train only the backbone's last this many stages (timm `blocks` or `stages`) and what
     follows them; the stem and earlier stages stay frozen. null: every layer."""
     fine_tune: bool = True
-    """false: no gradient step. The embedding is the backbone's pooled ImageNet features (L2-normalised, no
-    projection; whitened when model.wccn is set) and `train` only fits the WCCN and writes the checkpoint."""
+    """false: no gradient step. The embedding is the backbone's ImageNet features (pooled, or model.feature_level's
+    map in cells; L2-normalised, no projection; whitened when model.wccn is set) and `train` only fits the WCCN and
+    writes the checkpoint."""
     feature_level: int | None = Field(None, ge=0)
     """The embedding's input: null, the backbone's pooled final features; an index into timm's `feature_info` (0:
     the first, stride-2 map, ... the last), that intermediate feature map instead, average-pooled into
