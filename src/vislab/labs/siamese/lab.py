@@ -38,8 +38,9 @@ from vislab.core.errors import CheckpointError
 from vislab.core.models import check_train_blocks
 from vislab.core.report import Section, Table, flat_config, hardware, rich_console, write_report
 from vislab.core.transforms import BatchTransform
-from vislab.labs.siamese.config import SiameseRunConfig
+from vislab.labs.siamese.config import FACE_NET, SiameseRunConfig
 from vislab.labs.siamese.data import FaceData, load_data
+from vislab.labs.siamese.face_backbone import DlibFaceNet
 from vislab.labs.siamese.losses import DISTANCES
 from vislab.labs.siamese.metrics import (
     accuracy_at,
@@ -62,7 +63,8 @@ from vislab.labs.siamese.whiten import fit_model
 def build_model(cfg: SiameseRunConfig, pretrained: bool | None = None, classes: int | None = None) -> EmbeddingNet:
     """The embedding network of `cfg`; with `classes` (training people) and a class loss, with its loss head."""
     mc = cfg.model
-    return EmbeddingNet(mc.backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
+    backbone = DlibFaceNet() if mc.backbone == FACE_NET else mc.backbone
+    return EmbeddingNet(backbone, mc.embedding_dim, pretrained=mc.pretrained if pretrained is None else pretrained,
                         relu=mc.relu, normalize=mc.normalize, image_size=tuple(cfg.data.image_size),
                         freeze_bn=mc.freeze_bn, train_blocks=mc.train_blocks, whiten=mc.wccn is not None,
                         project=mc.fine_tune, feature_level=mc.feature_level, grid=mc.feature_grid,
@@ -73,7 +75,7 @@ def describe(cfg: SiameseRunConfig) -> str:
     """What a setting trains and fits, in words (reports, metrics.json's "loss")."""
     mc = cfg.model
     text = (SiameseObjective.from_config(cfg).describe() if mc.fine_tune
-            else f"none: {mc.backbone} ImageNet features, no fine-tuning")
+            else f"none: {mc.backbone} {'face' if mc.backbone == FACE_NET else 'ImageNet'} features, no fine-tuning")
     if mc.feature_level is not None:
         text += f"; feature level {mc.feature_level} pooled {mc.feature_grid}x{mc.feature_grid}"
     if mc.wccn is not None:
