@@ -86,7 +86,7 @@ class CatalogIndex:
         (the query itself when it is in the catalog)."""
         if k < 1:
             raise UsageError(f"-k must be at least 1, got {k}")
-        scores = queries.float() @ self.embeddings.T
+        scores = (queries.float() @ self.embeddings.T).clamp_(-1.0, 1.0)  # unit vectors: float rounding gives 1 + 1e-7
         if exclude:
             for q, rows in enumerate(exclude):
                 if rows:
