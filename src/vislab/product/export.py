@@ -23,7 +23,6 @@ import torch
 
 from vislab.core import checkpoint as ckpt
 from vislab.core.errors import VislabError
-from vislab.labs.siamese.config import FACE_NET
 from vislab.product.backends import EXPORTABLE
 from vislab.product.onnx_specs import EMBEDDING, PADDING, SPECS, OnnxModel, OnnxSpec, input_info  # noqa: F401
 
@@ -76,10 +75,6 @@ def export_onnx(checkpoint: str | Path, out: str | Path, opset: int = OPSET, par
     if meta.get("lab") not in EXPORTABLE:
         raise ExportError(f"{path} is a {meta.get('lab')!r} checkpoint: vislab export takes "
                           f"{', '.join(EXPORTABLE)} models")
-    backbone = (meta.get("config") or {}).get("model", {}).get("backbone")
-    if meta["lab"] == "siamese" and backbone == FACE_NET:
-        raise ExportError(f"{path} embeds with {FACE_NET}, dlib's network, which is not a PyTorch graph and has no "
-                          "ONNX export; use it through vislab siamese verify / gallery")
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ExportError(f"--out must end in .onnx, got {out}")

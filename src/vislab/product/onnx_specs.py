@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vislab.core.errors import DataError
+from vislab.core.errors import DataError, VislabError
 
 EMBEDDING = "embedding"
 PADDING = "resize to H x W keeping the aspect ratio, centred, padded with white (255, 255, 255); RGB"
@@ -128,8 +128,12 @@ def cifar_spec(path: Path, meta: dict) -> OnnxSpec:
 
 
 def siamese_spec(path: Path, meta: dict) -> OnnxSpec:
+    from vislab.labs.siamese.config import FACE_NET
     from vislab.labs.siamese.data import load_data
     from vislab.labs.siamese.lab import load_model
+    if meta["config"]["model"]["backbone"] == FACE_NET:  # before loading the network: nothing to trace
+        raise VislabError(f"{path} embeds with {FACE_NET}, dlib's network, which is not a PyTorch graph and has no "
+                          "ONNX export; use it through vislab siamese verify / gallery")
     net, meta, cfg = load_model(path)
 
     def test_images():

@@ -64,14 +64,11 @@ class DlibFaceNet(nn.Module):
         self.landmarks = dlib.shape_predictor(str(files["landmarks"]))
         self.network = dlib.face_recognition_model_v1(str(files["network"]))
         self.cache, self.cache_size = _CACHE, cache_size
-        self.faces_found = 0
-        """How many of the images embedded so far had a face found by the detector (the others: the whole image)."""
 
     def face_box(self, img: np.ndarray):
         """The largest face dlib's HOG detector finds in `img` (H, W, 3 uint8), else the whole image."""
         found = self.detector(img, 0)
         if len(found):
-            self.faces_found += 1
             return max(found, key=lambda r: r.area())
         return self._dlib.rectangle(0, 0, img.shape[1] - 1, img.shape[0] - 1)
 
