@@ -143,11 +143,12 @@ def test_tiny_model_learns_the_easy_synthetic_tasks(tiny_run):
                                                                                m["majority_baseline"][t])
 
 
-@pytest.mark.parametrize("ema", [None, 0.9])
-def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path, ema):
+@pytest.mark.parametrize("extra", [{}, {"train.ema_decay": 0.9, "train.mixup": 0.4, "train.cutmix": 1.0,
+                                         "train.task_weighting": "uncertainty"}], ids=["plain", "ema-mix-uncertainty"])
+def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path, extra):
     """Kill a run (SIGKILL) after its first epoch checkpoint; --resume ends with the same weights
-    as an uninterrupted run (with EMA: the raw weights and their average both restored)."""
-    extra = {"train.ema_decay": ema} if ema else {}
+    as an uninterrupted run (with EMA: the raw weights and their average both restored; with mixup / CutMix the
+    same batches mixed the same way; with learned task weights, those weights too)."""
     ov = tiny_overrides(synthetic_root, tmp_path, **{"train.epochs": 3, "train.deterministic": "true", **extra})
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     straight = subprocess.run(CLI + ["fashion", "train", "--name", "straight", "--no-progress"] + ov,
@@ -181,6 +182,11 @@ def test_resume_after_kill_continues_exactly(synthetic_root, tmp_path, ema):
     ha = ckpt.read_meta(tmp_path / "straight" / "checkpoints" / "last.safetensors")["history"]
     hb = ckpt.read_meta(last)["history"]
     assert [round(h["val_loss"], 6) for h in ha] == [round(h["val_loss"], 6) for h in hb]
+    if "train.task_weighting" in extra:
+        sa = ckpt.load_state(tmp_path / "straight" / "checkpoints" / "last.state.pt")["objective"]["log_vars"]
+        sb = ckpt.load_state(tmp_path / "killed" / "checkpoints" / "last.state.pt")["objective"]["log_vars"]
+        assert not torch.equal(sa, torch.zeros_like(sa))
+        torch.testing.assert_close(sa, sb, rtol=0, atol=1e-6)
 
 
 class NanAt:

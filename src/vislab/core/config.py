@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from vislab.core.errors import ConfigError  # noqa: F401  (re-exported)
 from vislab.core.recipes import RECIPES, check_recipe
@@ -82,6 +82,19 @@ class TrainConfig(Strict):
     """Class-balanced cross-entropy (fashion and CIFAR labs): each class's loss weight is (1 / its training count) to
     this power, scaled to a mean of 1 over the training images. 0: plain cross-entropy; 1: every class weighs the
     same in total; 0.5: in between. For macro F1 on rare classes."""
+    task_weighting: Literal["fixed", "uncertainty"] = "fixed"
+    """fixed: each task's loss counts `task_weights` times (default 1). uncertainty: the weights are learned with the
+    network (Kendall et al., 2018: one log-variance s per task, loss sum exp(-s) * L + s / 2; the history logs each
+    task's weight exp(-s) per epoch); refused with `task_weights`."""
+    mixup: float = Field(0.0, ge=0)
+    """Mixup (classification labs): blend each training image with another of its batch, lam ~ Beta(mixup,
+    mixup), the loss blended likewise (`vislab.core.mixing`); e.g. 0.2. 0: off."""
+    cutmix: float = Field(0.0, ge=0)
+    """CutMix (classification labs): paste a box of another image of the batch, of area 1 - lam with lam ~
+    Beta(cutmix, cutmix), the loss blended by the area; e.g. 1.0. With mixup on too, each mixed batch is one or the
+    other with equal chance. 0: off."""
+    mix_prob: float = Field(1.0, gt=0, le=1)
+    """Probability that a training batch is mixed (mixup / cutmix)."""
     resize_start: float | None = Field(None, gt=0.1, lt=1)
     """Progressive resizing: the first epoch trains on images scaled by this factor (e.g. 0.75 of the image size),
     growing linearly to full size at `resize_full_at` of the epochs; validation, test and the checkpoints always see
@@ -123,6 +136,12 @@ class TrainConfig(Strict):
     def _known_recipe(cls, v, info):
         """A recipe of the lab being configured (`load_config` passes it as the validation context), else any."""
         return check_recipe(v, (info.context or {}).get("lab"))
+
+    @model_validator(mode="after")
+    def _one_kind_of_task_weights(self):
+        if self.task_weighting == "uncertainty" and any(v != 1.0 for v in self.task_weights.values()):
+            raise ValueError("train.task_weighting=uncertainty learns the task weights: leave train.task_weights empty")
+        return self
 
     def resolved(self) -> dict[str, Any]:
         """The recipe with explicit fields applied on top."""

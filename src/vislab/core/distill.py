@@ -25,7 +25,11 @@ class DistillationObjective:
 
     `soft` maps each task to the teacher probabilities (at temperature T) of every row of the data, (N, classes);
     targets with one extra column (row numbers) select them. The tasks' loss weights are the base objective's.
+    Mixed batches (`vislab.core.mixing`) blend two losses whose targets carry their own row numbers: the soft part
+    follows the mixed-in image's teacher probabilities too.
     """
+
+    mixable = True
 
     def __init__(self, base, soft: dict[str, torch.Tensor], weight: float, temperature: float):
         if not 0.0 < weight <= 1.0:
@@ -54,8 +58,15 @@ class DistillationObjective:
             log_q = nn.functional.log_softmax(outputs[t].float() / T, dim=-1)
             kd = nn.functional.kl_div(log_q, soft[rows], reduction="batchmean") * (T * T)
             parts[t] = (1 - w) * parts[t] + w * kd
-        total = sum(self.base.weights[t] * v for t, v in parts.items())
-        return total, parts
+        return self.base.combine(parts), parts
+
+    @property
+    def module(self):
+        """The base objective's learned task weights (None when fixed)."""
+        return self.base.module
+
+    def log_row(self) -> dict[str, float]:
+        return self.base.log_row()
 
     def as_dict(self, outputs):
         return self.base.as_dict(outputs)

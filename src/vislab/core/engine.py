@@ -9,7 +9,9 @@ progress, CSV logs (history.csv per epoch, steps.csv per step) and TensorBoard, 
 checkpoints (best by `train.monitor`), exact resume, NaN stops, no half-made run folders (`guard_run`).
 A training dataset with `set_epoch(epoch)` is told each epoch before it is iterated (the Siamese
 lab redraws its pairs there), like a distributed sampler. A model with `forward_takes_targets = True`
-is called as model(x, y) (class-conditional VAEs).
+is called as model(x, y) (class-conditional VAEs). An objective with a `module` (learned parameters, e.g. task
+weights) has them trained, resumed and logged (`log_row()`) with the model; one marked `mixable` takes mixup /
+CutMix batches (`vislab.core.mixing`), whose training accuracy counts the first image's labels.
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from torch import nn
 from vislab.core import checkpoint as ckpt
 from vislab.core.config import TrainConfig
 from vislab.core.errors import NonFiniteLoss  # noqa: F401  (re-exported)
+from vislab.core.mixing import BatchMixing, mixed_loss
 from vislab.core.transforms import resize_scale
 
 # --------------------------------------------------------------------------- setup helpers
@@ -58,13 +61,17 @@ def set_deterministic(on: bool) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg: TrainConfig, extra: nn.Module | None = None) -> torch.optim.Optimizer:
+    """The recipe's optimizer over the model's parameter groups; `extra` (an objective's learned parameters, e.g.
+    task weights) is one more group at the heads' lr, without weight decay."""
     r = cfg.resolved()
     lr = r["lr"]
     if hasattr(model, "param_groups"):
         groups = model.param_groups(lr, r["backbone_lr_mult"])
     else:
         groups = [{"params": [p for p in model.parameters() if p.requires_grad], "lr": lr}]
+    if extra is not None:
+        groups.append({"params": list(extra.parameters()), "lr": lr, "weight_decay": 0.0})
     groups = [g for g in groups if g["params"]]
     if r["optimizer"] == "adam":
         return torch.optim.Adam(groups, lr=lr, weight_decay=r["weight_decay"])
@@ -315,7 +322,17 @@ class Trainer:
                        else min(cfg.max_steps, cfg.epochs * steps_per_epoch))
         epochs = math.ceil(total_steps / steps_per_epoch)
         last_epoch = min(epochs, cfg.stop_epoch or epochs)  # the schedule spans `epochs`; training stops here
-        optimizer = build_optimizer(model, cfg)
+        learned = getattr(objective, "module", None)  # the objective's own parameters (learned task weights)
+        if learned is not None:
+            learned.to(fabric.device)
+        if cfg.task_weighting == "uncertainty" and learned is None:
+            raise ValueError("train.task_weighting=uncertainty needs a lab with several classification tasks "
+                             "(fashion); this lab's objective has no task weights to learn")
+        mixing = BatchMixing(cfg.mixup, cfg.cutmix, cfg.mix_prob)
+        if mixing.on and not getattr(objective, "mixable", False):
+            raise ValueError("train.mixup / train.cutmix need a classification objective (fashion, CIFAR-10); this "
+                             f"lab's {type(objective).__name__} does not blend two losses")
+        optimizer = build_optimizer(model, cfg, learned)
         scheduler = build_scheduler(optimizer, cfg, total_steps, steps_per_epoch)
         start_epoch, step, best_val, best_epoch, history = 1, 0, math.inf, 0, []
         last_w, last_s = self.ckpt_dir / "last.safetensors", self.ckpt_dir / "last.state.pt"
@@ -332,6 +349,8 @@ class Trainer:
                 export.load_state_dict(state["model"])
             else:
                 ckpt.load_into(export, weights, last_w)
+            if learned is not None:
+                learned.load_state_dict(state["objective"])
             optimizer.load_state_dict(state["optimizer"])
             scheduler.load_state_dict(state["scheduler"])
             start_epoch, step = state["epoch"] + 1, state["step"]
@@ -375,9 +394,10 @@ class Trainer:
                     break
                 if transform is not None:
                     x = transform(x, aug_gen)
+                x, lam = mixing(x)
                 with fabric.autocast():
                     out = model(x, y) if takes_y else model(x)
-                loss, parts = objective(out, y)
+                loss, parts = mixed_loss(objective, out, y, lam)
                 if not torch.isfinite(loss):
                     self._close_bar(bar)
                     raise NonFiniteLoss(f"loss is {loss.detach().item()} at epoch {epoch}, step {step + 1} "
@@ -386,6 +406,9 @@ class Trainer:
                                         f"epoch. Try a lower train.lr or train.precision=32-true.")
                 optimizer.zero_grad(set_to_none=True)
                 fabric.backward(loss)
+                if learned is not None and fabric.world_size > 1:  # outside the DDP-wrapped model: average by hand
+                    for p in learned.parameters():
+                        p.grad = fabric.all_reduce(p.grad, reduce_op="mean")
                 if grad_clip:
                     fabric.clip_gradients(model, optimizer, max_norm=grad_clip)
                 optimizer.step()
@@ -411,6 +434,7 @@ class Trainer:
             if cfg.resize_start is not None:
                 row["train_scale"] = round(transform.scale, 4)
             row.update(flatten_metrics(train_metrics.compute(), "train"))
+            row.update(objective.log_row() if hasattr(objective, "log_row") else {})
             val, _ = self.evaluate(model if ema is None else scored, objective, val_loader, transform)
             row.update(flatten_metrics(val, "val"))
             history.append(row)
@@ -426,6 +450,8 @@ class Trainer:
                      "history": history, "rng": ckpt.rng_state()}
             if ema is not None:
                 state |= {"model": export.state_dict(), "ema": ema.module.state_dict()}
+            if learned is not None:
+                state["objective"] = learned.state_dict()
             if fabric.is_global_zero:
                 ckpt.save_state(last_s, state)
             self._save("last", scored, {**meta, "kind": "last"})

@@ -1,5 +1,6 @@
-"""Generic training objectives: cross-entropy over one or several heads (`ClassificationObjective`), class-balance
-weights for rare classes (`class_balance_weights`) and flip test-time augmentation (`FlipTTA`)."""
+"""Generic training objectives: cross-entropy over one or several heads (`ClassificationObjective`), learned task
+weights (`TaskUncertainty`), class-balance weights for rare classes (`class_balance_weights`) and flip test-time
+augmentation (`FlipTTA`)."""
 from __future__ import annotations
 
 import numpy as np
@@ -23,16 +24,41 @@ def class_balance_weights(targets: np.ndarray, n_classes: int, power: float) -> 
     return torch.tensor(w, dtype=torch.float32)
 
 
+class TaskUncertainty(nn.Module):
+    """Task weights learned with the network (Kendall, Gal and Cipolla, 2018): one log-variance s_t per task, and
+    the total loss sum_t exp(-s_t) * L_t + s_t / 2 (their classification form, 1/sigma^2 * L + log sigma). A task
+    whose loss stays high gets a smaller weight; at the optimum exp(-s_t) = 1 / (2 L_t). Every s_t starts at 0
+    (weight 1, the fixed-weight objective's start)."""
+
+    def __init__(self, tasks):
+        super().__init__()
+        self.tasks = list(tasks)
+        self.log_vars = nn.Parameter(torch.zeros(len(self.tasks)))
+
+    def forward(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        s = self.log_vars
+        return sum(torch.exp(-s[i]) * parts[t] + s[i] / 2 for i, t in enumerate(self.tasks))
+
+    def weights(self) -> dict[str, float]:
+        """Each task's current weight exp(-s_t)."""
+        return {t: float(w) for t, w in zip(self.tasks, torch.exp(-self.log_vars.detach()).cpu())}
+
+
 class ClassificationObjective:
     """Sum over tasks of (weighted, optionally label-smoothed, optionally class-balanced) cross-entropy.
 
     Outputs are `{task: logits}` and targets an int tensor (N, T), columns in task order.
     A single-task lab (CIFAR-10) is the special case of one task. `class_weights` maps a task to its per-class
     weights (`class_balance_weights`); the task's loss is then the weighted mean over the batch.
+    `uncertainty=True` learns the task weights instead (`TaskUncertainty`, in `module`: the engine trains its
+    parameters with the network's and keeps them in the resume state). The loss is a mean over samples of a loss
+    per label, so mixed batches (`vislab.core.mixing`) can be scored as a blend of two losses (`mixable`).
     """
 
+    mixable = True
+
     def __init__(self, tasks: dict[str, int], weights: dict[str, float] | None = None, label_smoothing: float = 0.0,
-                 class_weights: dict[str, torch.Tensor] | None = None):
+                 class_weights: dict[str, torch.Tensor] | None = None, uncertainty: bool = False):
         self.tasks = dict(tasks)
         self.weights = {t: float((weights or {}).get(t, 1.0)) for t in tasks}
         self.label_smoothing = label_smoothing
@@ -40,6 +66,9 @@ class ClassificationObjective:
         for t, w in self.class_weights.items():
             if t not in self.tasks or len(w) != self.tasks[t]:
                 raise ValueError(f"class weights for {t!r}: {len(w)} values for a task of {self.tasks.get(t)} classes")
+        if uncertainty and weights and any(v != 1.0 for v in weights.values()):
+            raise ValueError("learned task weights (uncertainty) replace fixed task weights: give one or the other")
+        self.module = TaskUncertainty(self.tasks) if uncertainty else None
 
     def _class_weight(self, task: str, device) -> torch.Tensor | None:
         w = self.class_weights.get(task)
@@ -56,8 +85,21 @@ class ClassificationObjective:
                                                 weight=self._class_weight(t, outputs[t].device),
                                                 label_smoothing=self.label_smoothing)
                  for j, t in enumerate(self.tasks)}
-        total = sum(self.weights[t] * v for t, v in parts.items())
-        return total, parts
+        return self.combine(parts), parts
+
+    def combine(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The total loss of the tasks' losses: fixed weights, or the learned ones."""
+        if self.module is not None:
+            if self.module.log_vars.device != next(iter(parts.values())).device:
+                self.module.to(next(iter(parts.values())).device)
+            return self.module(parts)
+        return sum(self.weights[t] * v for t, v in parts.items())
+
+    def log_row(self) -> dict[str, float]:
+        """Columns for the history: the learned task weights (none when fixed)."""
+        if self.module is None:
+            return {}
+        return {f"task_weight_{t}": round(w, 5) for t, w in self.module.weights().items()}
 
     def as_dict(self, outputs):
         """A plain logits tensor is the output of a single-task model (e.g. a CIFAR-10 CNN)."""

@@ -188,6 +188,12 @@ class FashionRunConfig(Strict):
         if unknown:
             raise ValueError(f"train.task_weights names unknown tasks {sorted(unknown)}; "
                              f"tasks are {self.data.label_cols}")
+        if self.train.cutmix and self.model.freeze_backbone:
+            raise ValueError("train.cutmix pastes boxes of photos, and model.freeze_backbone trains the heads on "
+                             "pooled features: use train.mixup, or train the backbone")
+        if self.train.task_weighting == "uncertainty" and len(self.data.label_cols) < 2:
+            raise ValueError("train.task_weighting=uncertainty learns weights between tasks: give two or more "
+                             "data.label_cols")
         unknown = set(self.review.thresholds) - set(self.data.label_cols)
         if unknown:
             raise ValueError(f"review.thresholds names unknown tasks {sorted(unknown)}; "

@@ -113,7 +113,8 @@ def train(cfg: FashionRunConfig, resume: str | Path | None = None, progress: boo
                           f"epoch {tc.stop_epoch} of {tc.epochs}; its validation columns score training images")
     balance = ({t: class_balance_weights(prepared.targets[tr, j], n, tc.class_balance)
                 for j, (t, n) in enumerate(prepared.tasks.items())} if tc.class_balance else None)
-    objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing, balance)
+    objective = ClassificationObjective(prepared.tasks, tc.task_weights, tc.label_smoothing, balance,
+                                        uncertainty=tc.task_weighting == "uncertainty")
     train_targets = prepared.targets
     if cfg.distill.teachers:
         with fabric.rank_zero_first():
