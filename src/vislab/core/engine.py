@@ -11,7 +11,7 @@ A training dataset with `set_epoch(epoch)` is told each epoch before it is itera
 lab redraws its pairs there), like a distributed sampler. A model with `forward_takes_targets = True`
 is called as model(x, y) (class-conditional VAEs). An objective with a `module` (learned parameters, e.g. task
 weights) has them trained, resumed and logged (`log_row()`) with the model; one marked `mixable` takes mixup /
-CutMix batches (`vislab.core.mixing`), whose training accuracy counts the first image's labels.
+CutMix batches (`vislab.core.mixing`), whose training accuracy counts the labels of the larger share.
 """
 from __future__ import annotations
 
@@ -417,7 +417,7 @@ class Trainer:
                 if ema is not None:
                     ema.update(export, step=step)
                 seen += len(y) * fabric.world_size
-                train_metrics.update(out, y, parts)
+                train_metrics.update(out, y if lam >= 0.5 else y.flip(0), parts)  # a mixed batch: the larger share
                 # the history's train_loss per step (a part named loss, else the mean over the parts, i.e. over
                 # tasks), read once per epoch: no device sync per step
                 step_rows.append((parts["loss"] if "loss" in parts else torch.stack(list(parts.values())).mean())
